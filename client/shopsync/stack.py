@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from . import tokens
-from .settings import LOCAL_ANON_KEY, LOCAL_API_URL, LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, StackSettings
+from .settings import LOCAL_ANON_KEY, LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, StackSettings
 
 __all__ = ["Stack", "StackError", "find_project_root", "mint_user_token"]
 
 PG_BIN = Path(os.environ.get("SHOPSYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
-DB_PORT = 54322
-API_PORT = 54321
+# The Supabase CLI's ports; overridable so a second stack (a worktree, a helper) can run beside.
+DB_PORT = int(os.environ.get("SHOPSYNC_DB_PORT", "54322"))
+API_PORT = int(os.environ.get("SHOPSYNC_API_PORT", "54321"))
 BOOTSTRAP_SQL = Path(__file__).with_name("stack_bootstrap.sql")
 
 PG_SETTINGS = {
@@ -110,7 +111,7 @@ class Stack:
     @property
     def settings(self) -> StackSettings:
         return StackSettings(
-            api_url=LOCAL_API_URL,
+            api_url=f"http://127.0.0.1:{API_PORT}",
             db_url=f"postgresql://postgres:postgres@127.0.0.1:{DB_PORT}/postgres",
             anon_key=LOCAL_ANON_KEY,
             service_role_key=LOCAL_SERVICE_ROLE_KEY,
@@ -221,7 +222,8 @@ class Stack:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         log = self.gateway_log.open("ab")
-        env = {**os.environ, "SHOPSYNC_PROJECT_DIR": str(self.root)}
+        env = {**os.environ, "SHOPSYNC_PROJECT_DIR": str(self.root), "SHOPSYNC_API_PORT": str(API_PORT),
+               "SHOPSYNC_GATEWAY_DB_URL": f"postgresql://authenticator:postgres@127.0.0.1:{DB_PORT}/postgres"}
         proc = subprocess.Popen([sys.executable, "-m", "shopsync.gateway"], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.gateway_pidfile.write_text(str(proc.pid))
@@ -231,7 +233,7 @@ class Stack:
         last = ""
         while time.monotonic() < deadline:
             try:
-                req = urllib.request.Request(f"{LOCAL_API_URL}/rest/v1/rpc/health", data=b"{}", method="POST",
+                req = urllib.request.Request(f"{self.settings.api_url}/rest/v1/rpc/health", data=b"{}", method="POST",
                                              headers={"apikey": LOCAL_ANON_KEY, "Content-Type": "application/json"})
                 with urllib.request.urlopen(req, timeout=2) as resp:
                     if resp.status == 200:
@@ -244,7 +246,7 @@ class Stack:
             if pid is None:
                 raise StackError(f"the gateway exited; see {self.gateway_log}")
             time.sleep(0.05)
-        raise StackError(f"no answer from {LOCAL_API_URL}/rest/v1/rpc/health within {timeout:.0f}s ({last})")
+        raise StackError(f"no answer from {self.settings.api_url}/rest/v1/rpc/health within {timeout:.0f}s ({last})")
 
     # -- commands ---------------------------------------------------------------------------------
     def up(self) -> StackSettings:
@@ -300,8 +302,8 @@ class Stack:
         return {
             "postgres": {"running": pg, "url": self.settings.db_url, "data": str(self.data_dir),
                          "socket": str(self.sock_dir)},
-            "gateway": {"running": gw is not None, "pid": gw, "url": LOCAL_API_URL,
-                        "rest": f"{LOCAL_API_URL}/rest/v1", "functions": f"{LOCAL_API_URL}/functions/v1",
+            "gateway": {"running": gw is not None, "pid": gw, "url": self.settings.api_url,
+                        "rest": f"{self.settings.api_url}/rest/v1", "functions": f"{self.settings.api_url}/functions/v1",
                         "log": str(self.gateway_log)},
         }
 
