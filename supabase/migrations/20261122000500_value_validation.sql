@@ -1,0 +1,130 @@
+-- Set-wise validation of client values without subtransactions: every check is a pure function that
+-- answers true/false and never raises, so a push validates a whole batch in a few statements and
+-- keeps exception blocks for the rare case a constraint only the table knows is broken.
+
+create or replace function shopsync.try_uuid(p text)
+returns uuid
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then p::uuid
+  end
+$$;
+
+-- ISO-8601 date or timestamp (offset optional, UTC assumed), checked field by field before the cast
+-- so an impossible date (2025-02-30, hour 25, offset +16) is answered with null, not an error.
+create or replace function shopsync.try_timestamptz(p text)
+returns timestamptz
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  m text [];
+  v_year int;
+  v_month int;
+  v_day int;
+begin
+  m := regexp_match(
+    p,
+    '^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?([Zz]|[+-](\d{2})(?::?(\d{2}))?)?$'
+  );
+  if m is null then
+    return null;
+  end if;
+  v_year := m[1]::int;
+  v_month := m[2]::int;
+  v_day := m[3]::int;
+  if v_year < 1 or v_month not between 1 and 12 or v_day < 1 then
+    return null;
+  end if;
+  if v_day > extract(day from (make_date(v_year, v_month, 1) + interval '1 month' - interval '1 day')) then
+    return null;
+  end if;
+  if coalesce(m[4]::int, 0) > 23 or coalesce(m[5]::int, 0) > 59 or coalesce(m[6]::int, 0) > 59
+     or coalesce(m[8]::int, 0) > 15 or coalesce(m[9]::int, 0) > 59 then
+    return null;
+  end if;
+  if m[7] is null then
+    return (p || 'Z')::timestamptz;
+  end if;
+  return p::timestamptz;
+end;
+$$;
+
+-- Does a numeric value fit a numeric(p, s) column without being rounded?
+create or replace function shopsync.numeric_fits(p_value numeric, p_type text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when m is null then true
+    else round(p_value, m[2]::int) = p_value and abs(p_value) < 10::numeric ^ (m[1]::int - m[2]::int)
+  end
+  from (select regexp_match(p_type, '^numeric\((\d+),(\d+)\)$') as m) as t
+$$;
+
+-- Is a JSON value acceptable for a column of the given type (format_type form)? Null is answered
+-- true here; nullability is checked against the column separately.
+create or replace function shopsync.valid_value(p_value jsonb, p_type text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_value is null or jsonb_typeof(p_value) = 'null' then true
+    when p_type = 'text' or p_type like 'character varying%' then
+      jsonb_typeof(p_value) = 'string' and length(p_value #>> '{}') <= 10000
+    when p_type = 'uuid' then
+      jsonb_typeof(p_value) = 'string' and shopsync.try_uuid(p_value #>> '{}') is not null
+    when p_type = 'boolean' then jsonb_typeof(p_value) = 'boolean'
+    when p_type in ('smallint', 'integer', 'bigint') then
+      case
+        when jsonb_typeof(p_value) <> 'number' or (p_value #>> '{}') !~ '^-?\d{1,19}$' then false
+        else (p_value #>> '{}')::numeric between
+          (case p_type when 'smallint' then -32768 when 'integer' then -2147483648 else -9223372036854775808 end)
+          and (case p_type when 'smallint' then 32767 when 'integer' then 2147483647 else 9223372036854775807 end)
+      end
+    when p_type like 'numeric%' then
+      case
+        when jsonb_typeof(p_value) not in ('number', 'string') then false
+        when (p_value #>> '{}') !~ '^-?\d{1,30}(\.\d{1,30})?$' then false
+        else shopsync.numeric_fits((p_value #>> '{}')::numeric, p_type)
+      end
+    when p_type in ('timestamp with time zone', 'timestamp without time zone', 'date') then
+      jsonb_typeof(p_value) = 'string' and shopsync.try_timestamptz(p_value #>> '{}') is not null
+    when p_type in ('real', 'double precision') then jsonb_typeof(p_value) = 'number'
+    when p_type in ('json', 'jsonb') then true
+    -- Any other type: the database decides when the batch is applied.
+    else jsonb_typeof(p_value) in ('string', 'number', 'boolean')
+  end
+$$;
+
+-- The client-writable columns of a synced table, with what validation and the writers need.
+create or replace function shopsync.table_columns(p_table text)
+returns table (
+  column_name text, column_type text, not_null boolean, has_default boolean, default_expr text, is_system boolean
+)
+language sql
+stable
+set search_path = ''
+as $$
+  select
+    a.attname::text,
+    pg_catalog.format_type(a.atttypid, a.atttypmod),
+    a.attnotnull,
+    d.adbin is not null,
+    pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+    a.attname = any (shopsync.system_columns())
+  from pg_catalog.pg_attribute as a
+  left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+  where a.attrelid = ('public.' || quote_ident(p_table))::regclass
+    and a.attnum > 0
+    and not a.attisdropped
+  order by a.attnum
+$$;

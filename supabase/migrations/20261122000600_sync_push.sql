@@ -1,0 +1,690 @@
+-- sync_push: a batch of device events applied exactly once, set-wise per table, with optimistic
+-- concurrency and the table's conflict policy. See README "Protocol v1" for the contract.
+
+create table shopsync.config (
+  key text primary key,
+  value jsonb not null,
+  description text
+);
+insert into shopsync.config (key, value, description) values
+('push_max_events', '1000', 'Most events one sync_push call may carry.'),
+('push_calls_per_minute', '600', 'Per-device sync_push calls per minute before 429.'),
+('retention_keep', '"30 days"', 'Superseded change-log entries older than this are dropped.'),
+('tombstone_keep', '"90 days"', 'Soft-deleted rows older than this are purged.');
+
+create or replace function shopsync.config_value(p_key text)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select c.value from shopsync.config as c where c.key = p_key
+$$;
+
+-- Exactly once: one row per (shop, event_id), claimed before the event is applied and holding its
+-- result after, in the same transaction as the effect. A concurrent retry of the same event waits on
+-- the claim and then sees the stored result.
+create table shopsync.push_results (
+  shop_id uuid not null,
+  event_id uuid not null,
+  device_id uuid not null,
+  result jsonb,
+  created_at timestamptz not null default now(),
+  primary key (shop_id, event_id)
+);
+create index push_results_created_at_idx on shopsync.push_results (created_at);
+
+create table shopsync.device_rate (
+  device_id uuid primary key,
+  window_start timestamptz not null,
+  calls integer not null
+);
+
+create table shopsync.push_stats (
+  shop_id uuid not null,
+  device_id uuid not null,
+  day date not null,
+  pushes integer not null default 0,
+  applied integer not null default 0,
+  merged integer not null default 0,
+  conflicts integer not null default 0,
+  rejected integer not null default 0,
+  duplicates integer not null default 0,
+  primary key (shop_id, day, device_id)
+);
+
+-- The caller's shop, role and device, or a whole-call error with a machine-readable reason in
+-- DETAIL and an HTTP status in the SQLSTATE (PTxxx, as PostgREST maps it).
+create or replace function shopsync.require_device(p_device_id uuid, p_for_push boolean)
+returns table (shop_id uuid, role text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_shop uuid;
+  v_role text;
+  v_dev_shop uuid;
+  v_revoked timestamptz;
+begin
+  if auth.uid() is null then
+    raise exception 'sign in first: this call needs a user access token'
+      using errcode = 'PT401', detail = 'not_authenticated';
+  end if;
+  select cm.shop_id, cm.role into v_shop, v_role from shopsync.current_membership() as cm;
+  if v_shop is null then
+    raise exception 'you are not an active member of a shop'
+      using errcode = 'PT403', detail = 'not_a_member';
+  end if;
+  if p_device_id is null then
+    raise exception 'p_device_id is required' using errcode = 'PT400', detail = 'invalid_payload';
+  end if;
+  select d.shop_id, d.revoked_at into v_dev_shop, v_revoked from public.devices as d where d.id = p_device_id;
+  if v_dev_shop is null or v_dev_shop <> v_shop then
+    raise exception 'device % is not registered in your shop; call sync_register_device first', p_device_id
+      using errcode = 'PT404', detail = 'device_not_registered';
+  end if;
+  if v_revoked is not null then
+    raise exception 'device % was revoked on %', p_device_id, v_revoked
+      using errcode = 'PT403', detail = 'device_revoked';
+  end if;
+  if p_for_push and v_role = 'viewer' then
+    raise exception 'viewers can pull but not push'
+      using errcode = 'PT403', detail = 'role_forbidden';
+  end if;
+  return query select v_shop, v_role;
+end;
+$$;
+
+create or replace function shopsync.check_push_rate(p_device_id uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_limit int := coalesce((shopsync.config_value('push_calls_per_minute'))::int, 600);
+  v_calls int;
+begin
+  insert into shopsync.device_rate as r (device_id, window_start, calls)
+  values (p_device_id, date_trunc('minute', now()), 1)
+  on conflict (device_id) do update
+  set calls = case when r.window_start = excluded.window_start then r.calls + 1 else 1 end,
+      window_start = excluded.window_start
+  returning r.calls into v_calls;
+  if v_calls > v_limit then
+    raise exception 'device % exceeded % pushes per minute', p_device_id, v_limit
+      using errcode = 'PT429', detail = 'rate_limited', hint = 'retry after the current minute';
+  end if;
+end;
+$$;
+
+-- Orders: status moves forward only, unless the owner sets "override": true on the event.
+create or replace function shopsync.validate_orders(p_shop uuid, p_role text, p_round int)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'rejected', reason = 'invalid_transition',
+        message = format('order status cannot move from %s to %s', o.status, e.data ->> 'status')
+    from public.orders as o
+    where e.tbl = 'orders' and e.rnd = $1 and e.status in ('go', 'stale') and e.op = 'update'
+      and o.id = e.row_id and o.shop_id = $2
+      and e.data ? 'status'
+      and not shopsync.order_transition_ok(o.status, e.data ->> 'status')
+      and not (e.override and $3 = 'owner')
+  $q$ using p_round, p_shop, p_role;
+end;
+$$;
+
+-- Map an error raised while applying one event to a rejection reason.
+create or replace function shopsync.reason_for_sqlstate(p_state text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_state = '23503' then 'invalid_reference'
+    when p_state = '23514' then 'check_violation'
+    when p_state = '23502' then 'missing_column'
+    when p_state = '23505' then 'unique_violation'
+    when p_state = 'SS003' then 'invalid_transition'
+    when p_state = 'SS001' then 'read_only_column'
+    when p_state like '22%' then 'invalid_value'
+    else 'rejected_by_database'
+  end
+$$;
+
+create or replace function shopsync.push(p_device_id uuid, p_events jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_shop uuid;
+  v_role text;
+  v_max int := coalesce((shopsync.config_value('push_max_events'))::int, 1000);
+  v_rounds int;
+  v_t record;
+  v_ev record;
+  v_cols record;
+  v_ins_cols text;
+  v_ins_vals text;
+  v_upd_sets text;
+  v_insert_sql text;
+  v_update_sql text;
+  v_all_cols text [];
+  v_srv jsonb;
+  v_hist_n bigint;
+  v_row_ts timestamptz;
+  v_overlap text [];
+  v_losers text [];
+  v_results jsonb;
+  v_counts record;
+  v_state text;
+  v_msg text;
+  v_constraint text;
+  v_cursor bigint;
+begin
+  select rd.shop_id, rd.role into v_shop, v_role from shopsync.require_device(p_device_id, true) as rd;
+  if not exists (select 1 from public.licenses as l where l.shop_id = v_shop and l.valid_until > now()) then
+    raise exception 'the shop''s licence has expired; pushes are refused until it is renewed (pulls continue)'
+      using errcode = 'PT402', detail = 'licence_expired';
+  end if;
+  if p_events is null or jsonb_typeof(p_events) <> 'array' then
+    raise exception 'p_events must be a JSON array of events'
+      using errcode = 'PT400', detail = 'invalid_payload';
+  end if;
+  if jsonb_array_length(p_events) > v_max then
+    raise exception 'a push carries at most % events; this one has %', v_max, jsonb_array_length(p_events)
+      using errcode = 'PT400', detail = 'batch_too_large';
+  end if;
+  perform shopsync.check_push_rate(p_device_id);
+  perform set_config('shopsync.device_id', p_device_id::text, true);
+  perform set_config('shopsync.in_push', 'on', true);
+
+  if to_regclass('pg_temp.push_events') is null then
+    create temp table push_events (
+      ord int primary key,
+      is_obj boolean,
+      event_id uuid,
+      tbl text,
+      op text,
+      row_id uuid,
+      base_version bigint,
+      has_base boolean,
+      data jsonb,
+      client_ts timestamptz,
+      bad_ts boolean,
+      override boolean,
+      rnd int,
+      status text,
+      reason text,
+      message text,
+      version bigint,
+      server_row jsonb,
+      cur_version bigint,
+      cur_shop uuid,
+      cur_deleted boolean,
+      dup_of int,
+      stored jsonb
+    ) on commit delete rows;
+  else
+    execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
+  end if;
+
+  -- 1. Stage the batch.
+  execute $q$
+    insert into pg_temp.push_events (ord, is_obj, event_id, tbl, op, row_id, base_version, has_base, data,
+                                     client_ts, bad_ts, override, status)
+    select
+      e.ord,
+      jsonb_typeof(e.ev) = 'object',
+      shopsync.try_uuid(e.ev ->> 'event_id'),
+      e.ev ->> 'table',
+      e.ev ->> 'op',
+      shopsync.try_uuid(e.ev ->> 'row_id'),
+      case when jsonb_typeof(e.ev -> 'base_version') = 'number' and (e.ev ->> 'base_version') ~ '^\d{1,15}$'
+        then (e.ev ->> 'base_version')::bigint end,
+      coalesce(jsonb_typeof(e.ev -> 'base_version'), 'null') <> 'null',
+      case when jsonb_typeof(e.ev -> 'data') = 'object' then e.ev -> 'data' end,
+      least(coalesce(shopsync.try_timestamptz(e.ev ->> 'client_ts'), now()), now()),
+      coalesce(jsonb_typeof(e.ev -> 'client_ts'), 'null') <> 'null'
+        and shopsync.try_timestamptz(e.ev ->> 'client_ts') is null,
+      coalesce(e.ev -> 'override' = 'true'::jsonb, false),
+      'pending'
+    from jsonb_array_elements($1) with ordinality as e (ev, ord)
+  $q$ using p_events;
+
+  -- 2. Shape checks that need no table: each first failing rule names the reason.
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'rejected',
+        reason = case
+          when not e.is_obj then 'invalid_event'
+          when e.event_id is null then 'invalid_event_id'
+          when e.op is null or e.op not in ('insert', 'update', 'delete') then 'invalid_op'
+          when e.row_id is null then 'invalid_row_id'
+          when e.bad_ts then 'invalid_client_ts'
+          when e.op in ('insert', 'update') and e.data is null then 'invalid_data'
+          when e.op <> 'insert' and e.base_version is null then 'missing_base_version'
+          when e.op = 'insert' and e.has_base and e.base_version is null then 'invalid_base_version'
+        end
+    where not e.is_obj or e.event_id is null or e.op is null or e.op not in ('insert', 'update', 'delete')
+      or e.row_id is null or e.bad_ts or (e.op in ('insert', 'update') and e.data is null)
+      or (e.op <> 'insert' and e.base_version is null) or (e.op = 'insert' and e.has_base and e.base_version is null)
+  $q$;
+
+  -- 3. Exactly once. A repeated event_id inside the batch answers like its first occurrence; an
+  -- event_id already stored answers with the stored result. Claims are taken now, so a concurrent
+  -- retry of the same events waits here for this transaction and then finds them stored.
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'dup_batch', dup_of = f.first_ord
+    from (
+      select x.event_id, min(x.ord) as first_ord from pg_temp.push_events as x
+      where x.event_id is not null and x.status = 'pending' group by x.event_id having count(*) > 1
+    ) as f
+    where e.event_id = f.event_id and e.ord > f.first_ord and e.status = 'pending'
+  $q$;
+  execute $q$
+    insert into shopsync.push_results (shop_id, event_id, device_id)
+    select $1, e.event_id, $2 from pg_temp.push_events as e where e.status = 'pending'
+    order by e.event_id
+    on conflict do nothing
+  $q$ using v_shop, p_device_id;
+  -- A new statement, so a new snapshot: it sees results committed by a concurrent retry we waited
+  -- for. Our own fresh claims have no result yet.
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'duplicate', stored = r.result
+    from shopsync.push_results as r
+    where e.status = 'pending' and r.shop_id = $1 and r.event_id = e.event_id and r.result is not null
+  $q$ using v_shop;
+
+  -- 4. Table-level rules: known table, policy, role.
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'rejected',
+        reason = case
+          when st.table_name is null then 'unknown_table'
+          when st.policy = 'server_only' then 'read_only_table'
+          when st.policy = 'append_only' and e.op <> 'insert' then 'append_only'
+          else 'role_forbidden'
+        end,
+        message = case
+          when st.table_name is null then format('no synced table named %L', e.tbl)
+          when st.policy = 'server_only' then format('%s is written by the server only', e.tbl)
+          when st.policy = 'append_only' and e.op <> 'insert' then format('%s is append-only', e.tbl)
+          else format('role %s may not write %s', $1, e.tbl)
+        end
+    from pg_temp.push_events as e2
+    left join shopsync.synced_tables as st on st.table_name = e2.tbl
+    where e2.ord = e.ord and e.status = 'pending'
+      and (st.table_name is null or st.policy = 'server_only'
+           or (st.policy = 'append_only' and e.op <> 'insert') or not ($1 = any (st.write_roles)))
+  $q$ using v_role;
+
+  -- 5. Columns and values, checked against the catalog.
+  execute $q$
+    with cols as (
+      select st.table_name, c.*
+      from shopsync.synced_tables as st
+      cross join lateral shopsync.table_columns(st.table_name) as c
+      where st.table_name in (select distinct x.tbl from pg_temp.push_events as x where x.status = 'pending')
+    ),
+    bad as (
+      select distinct on (e.ord) e.ord,
+        case
+          when c.column_name is null then 'unknown_column'
+          when c.is_system then 'read_only_column'
+          when jsonb_typeof(kv.value) = 'null' and c.not_null then 'null_value'
+          else 'invalid_value'
+        end as reason,
+        case
+          when c.column_name is null then format('%s has no column %L', e.tbl, left(kv.key, 100))
+          when c.is_system then format('%s.%s is written by the server', e.tbl, kv.key)
+          when jsonb_typeof(kv.value) = 'null' and c.not_null then format('%s.%s cannot be null', e.tbl, kv.key)
+          else format('%s.%s expects %s', e.tbl, kv.key, c.column_type)
+        end as message
+      from pg_temp.push_events as e
+      cross join lateral jsonb_each(e.data) as kv (key, value)
+      left join cols as c on c.table_name = e.tbl and c.column_name = kv.key
+      where e.status = 'pending' and e.op in ('insert', 'update')
+        and (c.column_name is null or c.is_system
+             or (jsonb_typeof(kv.value) = 'null' and c.not_null)
+             or not shopsync.valid_value(kv.value, c.column_type))
+      order by e.ord, kv.key
+    ),
+    missing as (
+      select distinct on (e.ord) e.ord, 'missing_column' as reason,
+        format('%s.%s is required', e.tbl, c.column_name) as message
+      from pg_temp.push_events as e
+      inner join cols as c on c.table_name = e.tbl
+      where e.status = 'pending' and e.op = 'insert'
+        and c.not_null and not c.has_default and not c.is_system and not (e.data ? c.column_name)
+      order by e.ord, c.column_name
+    )
+    update pg_temp.push_events as e
+    set status = 'rejected', reason = b.reason, message = b.message
+    from (select * from bad union all select * from missing where missing.ord not in (select bad.ord from bad)) as b
+    where e.ord = b.ord
+  $q$;
+
+  -- 6. Rounds: the k-th event of a row in this batch is applied in round k, so several events for
+  -- one row apply in order while each round stays set-wise.
+  execute $q$
+    update pg_temp.push_events as e set rnd = r.rn
+    from (
+      select x.ord, row_number() over (partition by x.tbl, x.row_id order by x.ord) as rn
+      from pg_temp.push_events as x where x.status = 'pending'
+    ) as r
+    where e.ord = r.ord
+  $q$;
+  execute 'select coalesce(max(rnd), 0) from pg_temp.push_events' into v_rounds;
+
+  for r in 1..v_rounds loop
+    for v_t in
+      execute $q$
+        select st.table_name, st.policy, st.validator
+        from shopsync.synced_tables as st
+        where st.table_name in (select x.tbl from pg_temp.push_events as x where x.rnd = $1 and x.status = 'pending')
+        order by st.apply_order, st.table_name
+      $q$ using r
+    loop
+      -- 7. Current state of the rows, locked.
+      execute format($q$
+        update pg_temp.push_events as e
+        set cur_version = t.version, cur_shop = t.shop_id, cur_deleted = t.deleted_at is not null
+        from (
+          select x.id, x.version, x.shop_id, x.deleted_at from public.%1$I as x
+          where x.id in (select p.row_id from pg_temp.push_events as p where p.tbl = $1 and p.rnd = $2 and p.status = 'pending')
+          for update
+        ) as t
+        where e.row_id = t.id and e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
+      $q$, v_t.table_name) using v_t.table_name, r;
+
+      -- 8. Classify against the current version.
+      execute $q$
+        update pg_temp.push_events as e
+        set status = case
+              when e.op = 'insert' and e.cur_version is not null then 'conflict'
+              when e.op = 'insert' then 'go'
+              when e.cur_version is null or e.cur_shop <> $3 then 'rejected'
+              when e.cur_deleted then 'conflict'
+              when e.base_version > e.cur_version then 'rejected'
+              when e.base_version = e.cur_version then 'go'
+              else 'stale'
+            end,
+            reason = case
+              when e.op = 'insert' and e.cur_version is not null then 'id_exists'
+              when e.op = 'insert' then null
+              when e.cur_version is null or e.cur_shop <> $3 then 'not_found'
+              when e.cur_deleted then 'row_deleted'
+              when e.base_version > e.cur_version then 'invalid_base_version'
+            end,
+            message = case
+              when e.op <> 'insert' and (e.cur_version is null or e.cur_shop <> $3)
+                then format('%s has no row %s', e.tbl, e.row_id)
+              when e.op <> 'insert' and not e.cur_deleted and e.base_version > e.cur_version
+                then format('base_version %s is ahead of the server''s %s', e.base_version, e.cur_version)
+            end
+        where e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
+      $q$ using v_t.table_name, r, v_shop;
+
+      if v_t.validator is not null then
+        execute format('select %s($1, $2, $3)', v_t.validator) using v_shop, v_role, r;
+      end if;
+
+      -- 9. Stale bases: what changed on the server since base_version (other devices' changes
+      -- only: a device never conflicts with itself) decides, by the table's policy.
+      select array_agg(c.column_name order by c.column_name) into v_all_cols
+      from shopsync.table_columns(v_t.table_name) as c where not c.is_system;
+      for v_ev in
+        execute $q$
+          select e.ord, e.row_id, e.op, e.base_version, e.cur_version, e.data, e.client_ts
+          from pg_temp.push_events as e where e.tbl = $1 and e.rnd = $2 and e.status = 'stale' order by e.ord
+        $q$ using v_t.table_name, r
+      loop
+        select count(*) into v_hist_n
+        from shopsync.change_log as cl
+        where cl.shop_id = v_shop and cl.table_name = v_t.table_name and cl.row_id = v_ev.row_id
+          and cl.version > v_ev.base_version;
+        if v_hist_n = v_ev.cur_version - v_ev.base_version then
+          select coalesce(jsonb_object_agg(x.col, x.ts), '{}'::jsonb) into v_srv
+          from (
+            select c.col, max(cl.client_ts) as ts
+            from shopsync.change_log as cl
+            cross join lateral unnest(coalesce(cl.changed_columns, v_all_cols)) as c (col)
+            where cl.shop_id = v_shop and cl.table_name = v_t.table_name and cl.row_id = v_ev.row_id
+              and cl.version > v_ev.base_version and cl.device_id is distinct from p_device_id
+            group by c.col
+          ) as x;
+        else
+          -- History trimmed by retention: assume every column changed, as of the row's last write.
+          execute format('select client_changed_at from public.%I where id = $1', v_t.table_name)
+            into v_row_ts using v_ev.row_id;
+          select jsonb_object_agg(c, v_row_ts) into v_srv from unnest(v_all_cols) as c;
+        end if;
+
+        select coalesce(array_agg(k), '{}') into v_overlap
+        from (
+          select k from jsonb_object_keys(coalesce(v_ev.data, '{}'::jsonb)) as k where v_ev.op = 'update'
+          union
+          select k from unnest(v_all_cols) as k where v_ev.op = 'delete'
+        ) as ek
+        where v_srv ? k;
+
+        if cardinality(v_overlap) = 0 then
+          execute 'update pg_temp.push_events set status = ''go_merge'' where ord = $1' using v_ev.ord;
+        elsif v_t.policy <> 'last_write_wins' then
+          execute $q$
+            update pg_temp.push_events set status = 'conflict', reason = 'concurrent_update',
+              message = format('changed on the server since version %s: %s', base_version, array_to_string($2, ', '))
+            where ord = $1
+          $q$ using v_ev.ord, v_overlap;
+        else
+          -- Last write wins per column; ties go to the server.
+          select coalesce(array_agg(k), '{}') into v_losers
+          from unnest(v_overlap) as k where not (v_ev.client_ts > (v_srv ->> k)::timestamptz);
+          if cardinality(v_losers) = 0 then
+            execute 'update pg_temp.push_events set status = ''go_merge'' where ord = $1' using v_ev.ord;
+          elsif v_ev.op = 'delete' or (v_ev.data - v_losers) = '{}'::jsonb then
+            execute $q$
+              update pg_temp.push_events set status = 'conflict', reason = 'overridden',
+                message = format('newer server values kept for: %s', array_to_string($2, ', '))
+              where ord = $1
+            $q$ using v_ev.ord, v_losers;
+          else
+            execute $q$
+              update pg_temp.push_events set status = 'go_partial', data = data - $2, reason = 'overridden',
+                message = format('newer server values kept for: %s', array_to_string($2, ', '))
+              where ord = $1
+            $q$ using v_ev.ord, v_losers;
+          end if;
+        end if;
+      end loop;
+
+      -- 10. Apply: one insert and one update statement for the whole group.
+      v_ins_cols := '';
+      v_ins_vals := '';
+      v_upd_sets := '';
+      for v_cols in select * from shopsync.table_columns(v_t.table_name) as c where not c.is_system loop
+        v_ins_cols := v_ins_cols || ', ' || quote_ident(v_cols.column_name);
+        v_ins_vals := v_ins_vals || format(
+          ', case when e.data ? %1$L then %2$s else %3$s end',
+          v_cols.column_name,
+          case when v_cols.column_type in ('json', 'jsonb')
+            then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
+            else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end,
+          coalesce(v_cols.default_expr, 'null'));
+        v_upd_sets := v_upd_sets || format(
+          ', %1$I = case when e.data ? %2$L then %3$s else t.%1$I end',
+          v_cols.column_name, v_cols.column_name,
+          case when v_cols.column_type in ('json', 'jsonb')
+            then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
+            else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end);
+      end loop;
+      v_insert_sql := format($q$
+        with ins as (
+          insert into public.%1$I as t (id, shop_id, client_changed_at%2$s)
+          select e.row_id, $3, e.client_ts%3$s
+          from pg_temp.push_events as e
+          where e.tbl = $1 and e.rnd = $2 and e.status = 'go' and e.op = 'insert' and ($4::int is null or e.ord = $4)
+          returning t.id, t.version
+        )
+        update pg_temp.push_events as e set status = 'applied', version = ins.version
+        from ins where e.row_id = ins.id and e.tbl = $1 and e.rnd = $2 and e.op = 'insert'
+      $q$, v_t.table_name, v_ins_cols, v_ins_vals);
+      v_update_sql := format($q$
+        with upd as (
+          update public.%1$I as t
+          set client_changed_at = e.client_ts,
+              deleted_at = case when e.op = 'delete' then now() else t.deleted_at end%2$s
+          from pg_temp.push_events as e
+          where e.row_id = t.id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2
+            and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
+          returning t.id, t.version
+        )
+        update pg_temp.push_events as e
+        set status = case e.status when 'go' then 'applied' when 'go_merge' then 'merged' else 'conflict' end,
+            version = upd.version
+        from upd where e.row_id = upd.id and e.tbl = $1 and e.rnd = $2 and e.op <> 'insert'
+      $q$, v_t.table_name, v_upd_sets);
+
+      begin
+        execute v_insert_sql using v_t.table_name, r, v_shop, null::int;
+        execute v_update_sql using v_t.table_name, r, v_shop, null::int;
+      exception when others then
+        -- The rare case: a rule only the table knows (a check, a reference) failed for some event.
+        -- Apply the group one event at a time so only the culprits are rejected.
+        for v_ev in
+          execute $q$
+            select e.ord, e.op from pg_temp.push_events as e
+            where e.tbl = $1 and e.rnd = $2 and e.status in ('go', 'go_merge', 'go_partial') order by e.ord
+          $q$ using v_t.table_name, r
+        loop
+          begin
+            if v_ev.op = 'insert' then
+              execute v_insert_sql using v_t.table_name, r, v_shop, v_ev.ord;
+            else
+              execute v_update_sql using v_t.table_name, r, v_shop, v_ev.ord;
+            end if;
+          exception when others then
+            get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
+              v_constraint = constraint_name;
+            -- A racing insert of the same id (primary key) is a conflict; anything else a rejection.
+            execute $q$
+              update pg_temp.push_events
+              set status = case when $4 then 'conflict' else 'rejected' end,
+                  reason = case when $4 then 'id_exists' else shopsync.reason_for_sqlstate($2) end,
+                  message = $3
+              where ord = $1
+            $q$ using v_ev.ord, v_state, v_msg, (v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey');
+          end;
+        end loop;
+      end;
+
+      -- 11. Conflicts carry the server's row (never another shop's).
+      execute format($q$
+        update pg_temp.push_events as e set server_row = to_jsonb(t), version = coalesce(e.version, t.version)
+        from public.%1$I as t
+        where t.id = e.row_id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2 and e.status = 'conflict'
+      $q$, v_t.table_name) using v_t.table_name, r, v_shop;
+    end loop;
+  end loop;
+
+  -- 12. Results: stored with the effect (rejections leave no trace), then returned in event order.
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'rejected', reason = coalesce(e.reason, 'not_applied')
+    where e.status in ('pending', 'go', 'go_merge', 'go_partial', 'stale')
+  $q$;
+  execute $q$
+    with fin as (
+      select e.event_id, jsonb_build_object(
+        'event_id', e.event_id, 'status', e.status, 'version', e.version, 'reason', e.reason,
+        'server_row', e.server_row, 'message', e.message) as result
+      from pg_temp.push_events as e
+      where e.status in ('applied', 'merged', 'conflict') and e.dup_of is null
+    ),
+    dropped as (
+      delete from shopsync.push_results as r
+      using pg_temp.push_events as e
+      where r.shop_id = $1 and r.event_id = e.event_id and e.status = 'rejected' and e.dup_of is null
+        and r.result is null
+    )
+    update shopsync.push_results as r set result = fin.result
+    from fin where r.shop_id = $1 and r.event_id = fin.event_id
+  $q$ using v_shop;
+
+  execute $q$
+    select coalesce(jsonb_agg(
+      case
+        when e.status = 'duplicate' then
+          coalesce(e.stored, '{}'::jsonb) || jsonb_build_object(
+            'event_id', e.event_id, 'status', 'duplicate', 'original_status', e.stored ->> 'status')
+        when e.status = 'dup_batch' then
+          case when f.status in ('applied', 'merged', 'conflict', 'duplicate') then
+            jsonb_build_object('event_id', e.event_id, 'status', 'duplicate',
+              'original_status', case when f.status = 'duplicate' then f.stored ->> 'status' else f.status end,
+              'version', coalesce(f.version, (f.stored ->> 'version')::bigint), 'reason', f.reason,
+              'server_row', f.server_row, 'message', 'repeated event_id in the same batch')
+          else
+            jsonb_build_object('event_id', e.event_id, 'status', 'rejected', 'version', null,
+              'reason', f.reason, 'server_row', null, 'message', 'repeated event_id in the same batch')
+          end
+        else
+          jsonb_build_object('event_id', coalesce(to_jsonb(e.event_id), $1 -> (e.ord::int - 1) -> 'event_id'),
+            'status', e.status, 'version', e.version, 'reason', e.reason,
+            'server_row', e.server_row, 'message', e.message)
+      end order by e.ord), '[]'::jsonb)
+    from pg_temp.push_events as e
+    left join pg_temp.push_events as f on f.ord = e.dup_of
+  $q$ into v_results using p_events;
+
+  execute $q$
+    select
+      count(*) filter (where status = 'applied') as applied,
+      count(*) filter (where status = 'merged') as merged,
+      count(*) filter (where status = 'conflict') as conflicts,
+      count(*) filter (where status = 'rejected') as rejected,
+      count(*) filter (where status in ('duplicate', 'dup_batch')) as duplicates
+    from pg_temp.push_events
+  $q$ into v_counts;
+
+  insert into shopsync.push_stats as s (shop_id, device_id, day, pushes, applied, merged, conflicts, rejected, duplicates)
+  values (v_shop, p_device_id, current_date, 1, v_counts.applied, v_counts.merged, v_counts.conflicts,
+          v_counts.rejected, v_counts.duplicates)
+  on conflict (shop_id, day, device_id) do update
+  set pushes = s.pushes + 1, applied = s.applied + excluded.applied, merged = s.merged + excluded.merged,
+      conflicts = s.conflicts + excluded.conflicts, rejected = s.rejected + excluded.rejected,
+      duplicates = s.duplicates + excluded.duplicates;
+  update public.devices set last_push_at = now(), last_seen_at = now() where id = p_device_id;
+
+  select c.last_seq into v_cursor from shopsync.shop_cursor as c where c.shop_id = v_shop;
+  return jsonb_build_object('results', v_results, 'cursor', v_cursor);
+end;
+$$;
+
+grant execute on function shopsync.push(uuid, jsonb) to authenticated;
+
+create or replace function public.sync_push(p_device_id uuid, p_events jsonb)
+returns jsonb
+language sql
+volatile
+set search_path = ''
+as $$
+  select shopsync.push(p_device_id, p_events)
+$$;
+comment on function public.sync_push(uuid, jsonb) is
+'Apply a batch of device events exactly once. See README, Protocol v1.';
+revoke execute on function public.sync_push(uuid, jsonb) from public, anon;
+grant execute on function public.sync_push(uuid, jsonb) to authenticated;

@@ -1,0 +1,44 @@
+-- sync_schema: what clients build their local tables from.
+
+create or replace function shopsync.describe_schema()
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'version', (select s.version from shopsync.schema_state as s),
+    'system_columns', to_jsonb(shopsync.system_columns()),
+    'tables', coalesce((
+      select jsonb_agg(jsonb_build_object(
+        'name', st.table_name,
+        'policy', st.policy,
+        'write_roles', to_jsonb(st.write_roles),
+        'apply_order', st.apply_order,
+        'columns', (
+          select jsonb_agg(jsonb_build_object(
+            'name', c.column_name, 'type', c.column_type, 'nullable', not c.not_null, 'system', c.is_system
+          ))
+          from shopsync.table_columns(st.table_name) as c
+        )
+      ) order by st.apply_order, st.table_name)
+      from shopsync.synced_tables as st
+    ), '[]'::jsonb)
+  )
+$$;
+
+grant execute on function shopsync.describe_schema() to authenticated;
+
+create or replace function public.sync_schema()
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select shopsync.describe_schema()
+$$;
+comment on function public.sync_schema() is
+'Synced tables, their conflict policies and columns, and the schema version.';
+revoke execute on function public.sync_schema() from public, anon;
+grant execute on function public.sync_schema() to authenticated;
