@@ -55,6 +55,33 @@ create table shopsync.push_stats (
 
 -- The caller's shop, role and device, or a whole-call error with a machine-readable reason in
 -- DETAIL and an HTTP status in the SQLSTATE (PTxxx, as PostgREST maps it).
+-- The working row of one event inside a push (the temp table pg_temp.push_events has this shape).
+create type shopsync.push_event as (
+  ord int,
+  is_obj boolean,
+  event_id uuid,
+  tbl text,
+  op text,
+  row_id uuid,
+  base_version bigint,
+  has_base boolean,
+  data jsonb,
+  client_ts timestamptz,
+  bad_ts boolean,
+  override boolean,
+  rnd int,
+  status text,
+  reason text,
+  message text,
+  version bigint,
+  server_row jsonb,
+  cur_version bigint,
+  cur_shop uuid,
+  cur_deleted boolean,
+  dup_of int,
+  stored jsonb
+);
+
 create or replace function shopsync.require_device(p_device_id uuid, p_for_push boolean)
 returns table (shop_id uuid, role text)
 language plpgsql
@@ -128,6 +155,7 @@ security definer
 set search_path = ''
 as $$
 begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
   execute $q$
     update pg_temp.push_events as e
     set status = 'rejected', reason = 'invalid_transition',
@@ -207,35 +235,12 @@ begin
       using errcode = 'PT400', detail = 'batch_too_large';
   end if;
   perform shopsync.check_push_rate(p_device_id);
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
   perform set_config('shopsync.device_id', p_device_id::text, true);
   perform set_config('shopsync.in_push', 'on', true);
 
   if to_regclass('pg_temp.push_events') is null then
-    create temp table push_events (
-      ord int primary key,
-      is_obj boolean,
-      event_id uuid,
-      tbl text,
-      op text,
-      row_id uuid,
-      base_version bigint,
-      has_base boolean,
-      data jsonb,
-      client_ts timestamptz,
-      bad_ts boolean,
-      override boolean,
-      rnd int,
-      status text,
-      reason text,
-      message text,
-      version bigint,
-      server_row jsonb,
-      cur_version bigint,
-      cur_shop uuid,
-      cur_deleted boolean,
-      dup_of int,
-      stored jsonb
-    ) on commit delete rows;
+    create temp table push_events (like shopsync.push_event, primary key (ord)) on commit delete rows;
   else
     execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
   end if;

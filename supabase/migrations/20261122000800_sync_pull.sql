@@ -8,14 +8,13 @@ set search_path = ''
 as $$
 declare
   v_shop uuid;
-  v_role text;
   v_last bigint;
   v_floor bigint;
   v_changes jsonb;
   v_new_cursor bigint;
   v_limit int := least(greatest(coalesce(p_limit, 500), 1), 5000);
 begin
-  select rd.shop_id, rd.role into v_shop, v_role from shopsync.require_device(p_device_id, false) as rd;
+  select rd.shop_id into v_shop from shopsync.require_device(p_device_id, false) as rd;
   if p_cursor is null or p_cursor < 0 then
     raise exception 'p_cursor must be 0 or a cursor returned by sync_pull'
       using errcode = 'PT400', detail = 'invalid_cursor';

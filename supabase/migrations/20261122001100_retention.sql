@@ -67,7 +67,7 @@ do $$
 begin
   if exists (select 1 from pg_available_extensions where name = 'pg_cron')
      and current_setting('shared_preload_libraries') like '%pg_cron%' then
-    create extension if not exists pg_cron;
+    create extension if not exists pg_cron with schema pg_catalog;
     perform cron.schedule('shopsync-retention', '17 3 * * *', 'select shopsync.run_retention()');
   else
     raise notice 'pg_cron is not loaded here: schedule shopsync.run_retention() another way';
