@@ -1,0 +1,75 @@
+"""Helpers shared by the server-protocol tests: users, devices and events through supabase-py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from supabase import Client, create_client
+
+from shopsync.settings import StackSettings
+from shopsync.stack import mint_user_token
+
+SHOP_A = "aaaaaaaa-0000-4000-8000-000000000000"
+SHOP_B = "bbbbbbbb-0000-4000-8000-000000000000"
+
+
+def user_client(settings: StackSettings, email: str) -> Client:
+    """A supabase-py client signed in as ``email`` (token minted as Supabase Auth would)."""
+    client = create_client(settings.api_url, settings.anon_key)
+    client.postgrest.auth(mint_user_token(settings, email))
+    return client
+
+
+def rpc(client: Client, fn: str, **args: Any) -> Any:
+    return client.rpc(fn, args).execute().data
+
+
+def register(client: Client, name: str = "till") -> str:
+    device_id = str(uuid.uuid4())
+    rpc(client, "sync_register_device", p_device_id=device_id, p_name=name)
+    return device_id
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def event(table: str, op: str, row_id: str, data: dict[str, Any] | None = None, *,
+          base_version: int | None = None, client_ts: str | None = None, **extra: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()), "table": table, "op": op, "row_id": row_id,
+        "base_version": base_version, "data": data if data is not None else {},
+        "client_ts": client_ts or now_iso(),
+    }
+    ev.update(extra)
+    return ev
+
+
+def push(client: Client, device_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return rpc(client, "sync_push", p_device_id=device_id, p_events=events)["results"]
+
+
+def pull_all(client: Client, device_id: str, cursor: int = 0, limit: int = 500) -> tuple[list[dict[str, Any]], int]:
+    changes: list[dict[str, Any]] = []
+    while True:
+        page = rpc(client, "sync_pull", p_device_id=device_id, p_cursor=cursor, p_limit=limit)
+        changes.extend(page["changes"])
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            return changes, cursor
+
+
+@contextmanager
+def config_value(db: psycopg.Connection, key: str, value: str) -> Iterator[None]:
+    """Temporarily change a row of shopsync.config."""
+    old = db.execute("select value::text from shopsync.config where key = %s", (key,)).fetchone()
+    db.execute("update shopsync.config set value = %s::jsonb where key = %s", (value, key))
+    try:
+        yield
+    finally:
+        db.execute("update shopsync.config set value = %s::jsonb where key = %s", (old[0], key))
