@@ -190,7 +190,7 @@ class Stack:
                          what="supabase " + args[0] + " " + args[1], env=env)
 
     def _migrate(self) -> None:
-        self._supabase("migration", "up", f"--remote={self.settings.db_url}", "--include-all")
+        self._supabase("migration", "up", f"--remote={self.settings.db_url}", "--include-all", "--yes")
 
     def _seed(self) -> None:
         seed = self.root / "supabase" / "seed.sql"
