@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "local_stack" in item.keywords:
             item.add_marker(skip)
+
+
+def as_object(data: object) -> dict[str, Any]:
+    """An RPC result that must be a JSON object, typed as one."""
+    assert isinstance(data, dict), f"expected a JSON object, got {data!r}"
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +101,13 @@ def make_user(settings: StackSettings, db: psycopg.Connection) -> Iterator[Calla
 @pytest.fixture
 def sql_function(db: psycopg.Connection) -> Iterator[Callable[[str, str], None]]:
     """Creates a helper function in ``public`` as postgres (``signature``, then the rest of the
-    definition); drops it after the test. The gateway reads pg_proc per request: no reload."""
+    definition); drops it after the test. The local gateway reads pg_proc per request; a real
+    PostgREST (SHOPSYNC_STACK=external) is told to reload its schema cache."""
     made: list[str] = []
 
     def make(signature: str, definition: str) -> None:
         db.execute(f"create or replace function public.{signature} {definition}")
+        db.execute("notify pgrst, 'reload schema'")
         made.append(signature)
 
     yield make

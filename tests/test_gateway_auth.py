@@ -15,7 +15,7 @@ from supabase import Client
 from shopsync import tokens
 from shopsync.settings import StackSettings
 
-from .conftest import User
+from .conftest import User, as_object
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -36,7 +36,7 @@ def test_user_token_is_the_authenticated_role_with_the_user_id(
 
 
 def test_service_role_key_is_the_service_role(settings: StackSettings, client_for: Callable[[str], Client]) -> None:
-    me = client_for(settings.service_role_key).rpc("whoami").execute().data
+    me = as_object(client_for(settings.service_role_key).rpc("whoami").execute().data)
     assert me["role"] == "service_role" and me["db_role"] == "service_role"
 
 

@@ -13,7 +13,7 @@ from supabase import Client
 
 from shopsync.settings import StackSettings
 
-from .conftest import User
+from .conftest import User, as_object
 
 
 def test_get_calls_a_stable_function(anon: Client, sql_function: Callable[[str, str], None]) -> None:
@@ -89,7 +89,7 @@ def test_request_context_is_visible_to_the_function(
     user = make_user()
     client = client_for(user.token)
     client.postgrest.session.headers["X-Shop-Device"] = "till-7"
-    out = client.rpc("test_context", {}).execute().data
+    out = as_object(client.rpc("test_context", {}).execute().data)
     assert out["method"] == "POST"
     assert out["path"] == "/rest/v1/rpc/test_context"
     assert out["headers"]["x-shop-device"] == "till-7"

@@ -14,7 +14,7 @@ from supabase import Client
 from shopsync import tokens
 from shopsync.settings import StackSettings
 
-from .conftest import User
+from .conftest import User, as_object
 
 REQUIRED_ENV = ("API_URL", "DB_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET",
                 "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL")
@@ -37,7 +37,7 @@ def test_reset_leaves_a_clean_migrated_seeded_database(settings: StackSettings, 
         versions = [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")]
         assert "20261122000100" in versions
         assert conn.execute("select to_regnamespace('auth') is not null").fetchone() == (True,)
-    assert anon.rpc("health").execute().data["ok"] is True
+    assert as_object(anon.rpc("health").execute().data)["ok"] is True
 
 
 @pytest.mark.local_stack
@@ -67,7 +67,7 @@ def test_token_carries_the_supabase_auth_claims(
     assert claims["user_metadata"] == {"name": "Test"}
     assert claims["is_anonymous"] is False
     assert len(claims["session_id"]) == 36
-    assert client_for(token).rpc("whoami").execute().data["uid"] == str(user.id)
+    assert as_object(client_for(token).rpc("whoami").execute().data)["uid"] == str(user.id)
 
 
 def test_token_for_an_unknown_email_fails_with_a_message() -> None:
