@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(postgresql-15 postgresql-contrib-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+apt_pkgs=(make postgresql-15 postgresql-contrib-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
           postgresql-15-cron postgresql-15-plpgsql-check)
 missing=()
 for p in "${apt_pkgs[@]}"; do

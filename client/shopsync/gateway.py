@@ -386,8 +386,9 @@ def _make_handler(gw: Gateway) -> type[BaseHTTPRequestHandler]:
                 conn.request(self.command, "/" + rest + (f"?{query}" if query else ""), body=body or None, headers=fwd)
                 resp = conn.getresponse()
                 data = resp.read()
-                extra = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP and k.lower() != "content-type"
-                         and k.lower() != "access-control-allow-origin"}
+                # Headers this server writes itself are not copied (a second Date or Server header).
+                own = {"content-type", "access-control-allow-origin", "date", "server"}
+                extra = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP and k.lower() not in own}
                 self._send(resp.status, data, resp.getheader("Content-Type") or "text/plain", extra)
             finally:
                 conn.close()

@@ -1,0 +1,18 @@
+# Entry points; each is a thin wrapper around a script or the shopsync CLI.
+#   make setup   install what is missing (Debian packages, .venv, Supabase CLI and Deno)
+#   make up      start the local stack (Postgres 15 + gateway on 54321/54322)
+#   make down    stop it
+#   make test    every check against a freshly reset stack (SHOPSYNC_STACK=external: a real one)
+.PHONY: setup up down test
+
+setup:
+	bash scripts/setup.sh
+
+up: setup
+	.venv/bin/shopsync stack up
+
+down:
+	@if [ -x .venv/bin/shopsync ]; then .venv/bin/shopsync stack down; fi
+
+test:
+	bash scripts/test.sh

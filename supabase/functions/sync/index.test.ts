@@ -1,0 +1,72 @@
+// node:assert is built into Deno: no registry needed to run the tests offline.
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { type Deps, handler } from "./handler.ts";
+
+const URL_BASE = "http://functions.test";
+
+interface Seen {
+  url: string;
+  init: RequestInit | undefined;
+}
+
+function fakeFetch(respond: () => Response | Promise<Response>, seen: Seen[]): typeof fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => {
+    seen.push({ url: String(input), init });
+    return Promise.resolve(respond());
+  }) as typeof fetch;
+}
+
+function deps(fetchImpl: typeof fetch): Deps {
+  let t = 1000;
+  return { fetch: fetchImpl, supabaseUrl: "http://api.test", now: () => (t += 12.5) };
+}
+
+Deno.test("GET /sync/health calls the health RPC with the caller's credentials", async () => {
+  const seen: Seen[] = [];
+  const f = fakeFetch(() => Response.json({ ok: true, server_time: "2026-11-22T12:00:00+00:00" }), seen);
+  const req = new Request(`${URL_BASE}/sync/health`, {
+    headers: { authorization: "Bearer abc", apikey: "key-1", "x-other": "not forwarded" },
+  });
+  const resp = await handler(req, deps(f));
+  assertEquals(resp.status, 200);
+  assertEquals(await resp.json(), {
+    ok: true,
+    database: true,
+    server_time: "2026-11-22T12:00:00+00:00",
+    latency_ms: 12.5,
+  });
+  assertEquals(seen.length, 1);
+  assertEquals(seen[0].url, "http://api.test/rest/v1/rpc/health");
+  assertEquals(seen[0].init?.method, "POST");
+  const sent = new Headers(seen[0].init?.headers);
+  assertEquals(sent.get("authorization"), "Bearer abc");
+  assertEquals(sent.get("apikey"), "key-1");
+  assertEquals(sent.get("x-other"), null);
+});
+
+Deno.test("GET /sync/health reports database false when the RPC fails", async () => {
+  const f = fakeFetch(() => Response.json({ code: "PGRST301", message: "JWT expired" }, { status: 401 }), []);
+  const resp = await handler(new Request(`${URL_BASE}/sync/health`), deps(f));
+  assertEquals(resp.status, 503);
+  const body = await resp.json();
+  assertEquals(body.ok, false);
+  assertEquals(body.database, false);
+  assertEquals(body.server_time, null);
+});
+
+Deno.test("GET /sync/health reports database false when the API is unreachable", async () => {
+  const f = (() => Promise.reject(new TypeError("connection refused"))) as typeof fetch;
+  const resp = await handler(new Request(`${URL_BASE}/sync/health`), deps(f));
+  assertEquals(resp.status, 503);
+  assertEquals((await resp.json()).database, false);
+});
+
+Deno.test("other paths answer 404 JSON without calling the database", async () => {
+  const seen: Seen[] = [];
+  const f = fakeFetch(() => Response.json({ ok: true }), seen);
+  const resp = await handler(new Request(`${URL_BASE}/sync/pull`), deps(f));
+  assertEquals(resp.status, 404);
+  assertEquals(resp.headers.get("content-type"), "application/json; charset=utf-8");
+  assertEquals((await resp.json()).error, "not_found");
+  assertEquals(seen.length, 0);
+});

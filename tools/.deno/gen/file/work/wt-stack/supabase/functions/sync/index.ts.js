@@ -1,0 +1,11 @@
+// Supabase edge function `sync`. The edge runtime (and shopsync's local function host, which
+// imports this module) serves whatever handler is passed to Deno.serve.
+import { handler } from "./handler.ts";
+const supabaseUrl = Deno.env.get("SUPABASE_URL");
+if (!supabaseUrl) throw new Error("SUPABASE_URL is not set");
+Deno.serve((req)=>handler(req, {
+    fetch,
+    supabaseUrl
+  }));
+//# sourceMappingURL=data:application/json;base64,eyJ2ZXJzaW9uIjozLCJzb3VyY2VzIjpbImZpbGU6Ly8vd29yay93dC1zdGFjay9zdXBhYmFzZS9mdW5jdGlvbnMvc3luYy9pbmRleC50cyJdLCJzb3VyY2VzQ29udGVudCI6WyIvLyBTdXBhYmFzZSBlZGdlIGZ1bmN0aW9uIGBzeW5jYC4gVGhlIGVkZ2UgcnVudGltZSAoYW5kIHNob3BzeW5jJ3MgbG9jYWwgZnVuY3Rpb24gaG9zdCwgd2hpY2hcbi8vIGltcG9ydHMgdGhpcyBtb2R1bGUpIHNlcnZlcyB3aGF0ZXZlciBoYW5kbGVyIGlzIHBhc3NlZCB0byBEZW5vLnNlcnZlLlxuaW1wb3J0IHsgaGFuZGxlciB9IGZyb20gXCIuL2hhbmRsZXIudHNcIjtcblxuY29uc3Qgc3VwYWJhc2VVcmwgPSBEZW5vLmVudi5nZXQoXCJTVVBBQkFTRV9VUkxcIik7XG5pZiAoIXN1cGFiYXNlVXJsKSB0aHJvdyBuZXcgRXJyb3IoXCJTVVBBQkFTRV9VUkwgaXMgbm90IHNldFwiKTtcblxuRGVuby5zZXJ2ZSgocmVxKSA9PiBoYW5kbGVyKHJlcSwgeyBmZXRjaCwgc3VwYWJhc2VVcmwgfSkpO1xuIl0sIm5hbWVzIjpbXSwibWFwcGluZ3MiOiJBQUFBLDZGQUE2RjtBQUM3Rix3RUFBd0U7QUFDeEUsU0FBUyxPQUFPLFFBQVEsZUFBZTtBQUV2QyxNQUFNLGNBQWMsS0FBSyxHQUFHLENBQUMsR0FBRyxDQUFDO0FBQ2pDLElBQUksQ0FBQyxhQUFhLE1BQU0sSUFBSSxNQUFNO0FBRWxDLEtBQUssS0FBSyxDQUFDLENBQUMsTUFBUSxRQUFRLEtBQUs7SUFBRTtJQUFPO0VBQVkifQ==
+// denoCacheMetadata=18183974050073465043,11091316113267417638
