@@ -6,17 +6,17 @@ insert into auth.users (
   raw_app_meta_data, raw_user_meta_data, created_at, updated_at
 )
 select
-  '00000000-0000-0000-0000-000000000000'::uuid,
-  u.id::uuid,
-  'authenticated',
-  'authenticated',
+  '00000000-0000-0000-0000-000000000000'::uuid as instance_id,
+  u.id::uuid as id,
+  'authenticated' as aud,
+  'authenticated' as role,
   u.email,
-  extensions.crypt('password', extensions.gen_salt('bf', 4)),
-  now(),
-  '{"provider": "email", "providers": ["email"]}'::jsonb,
-  jsonb_build_object('name', u.name),
-  now(),
-  now()
+  extensions.crypt('password', extensions.gen_salt('bf', 4)) as encrypted_password,
+  now() as email_confirmed_at,
+  '{"provider": "email", "providers": ["email"]}'::jsonb as raw_app_meta_data,
+  jsonb_build_object('name', u.name) as raw_user_meta_data,
+  now() as created_at,
+  now() as updated_at
 from (
   values
   ('a0000000-0000-4000-8000-000000000001', 'owner@shop-a.test', 'Olivia Owner'),
@@ -44,8 +44,8 @@ insert into public.shop_members (shop_id, user_id, role) values
 -- A small catalog per shop (deterministic ids from the sku).
 insert into public.products (id, shop_id, sku, name, price, tax_rate)
 select
-  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/' || p.sku),
-  s.id,
+  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/' || p.sku) as id,
+  s.id as shop_id,
   p.sku,
   p.name,
   p.price,
@@ -62,8 +62,8 @@ cross join (
 
 insert into public.customers (id, shop_id, customer_code, name, email)
 select
-  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/' || c.code),
-  s.id,
+  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/' || c.code) as id,
+  s.id as shop_id,
   c.code,
   c.name,
   c.email
@@ -76,8 +76,8 @@ cross join (
 
 insert into public.shop_settings (id, shop_id, key, value)
 select
-  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/currency'),
-  s.id,
-  'currency',
-  '"EUR"'::jsonb
+  extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8'::uuid, s.id::text || '/currency') as id,
+  s.id as shop_id,
+  'currency' as key,
+  '"EUR"'::jsonb as value
 from public.shops as s;

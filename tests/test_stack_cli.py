@@ -76,26 +76,11 @@ def test_token_for_an_unknown_email_fails_with_a_message() -> None:
     assert "no user with email" in done.stderr
 
 
-@pytest.fixture
-def access_token_hook(db: psycopg.Connection) -> Iterator[None]:
-    """A custom access token hook adding a shop_id claim, as the real project will install one."""
-    db.execute("""
-        create function public.custom_access_token_hook(event jsonb) returns jsonb
-        language sql stable set search_path = '' as $$
-          select jsonb_set(event, '{claims,app_metadata,shop_id}', '"shop-7"')
-        $$""")
-    db.execute("grant execute on function public.custom_access_token_hook(jsonb) to supabase_auth_admin")
-    yield
-    db.execute("drop function public.custom_access_token_hook(jsonb)")
-
-
-@pytest.mark.usefixtures("access_token_hook")
-def test_token_goes_through_the_custom_access_token_hook(
-    settings: StackSettings, make_user: Callable[..., User]
-) -> None:
-    user = make_user()
-    done = shopsync("stack", "token", "--email", user.email)
+def test_token_goes_through_the_projects_custom_access_token_hook(settings: StackSettings) -> None:
+    """The project's hook (public.custom_access_token_hook) puts the member's shop and role into app_metadata."""
+    done = shopsync("stack", "token", "--email", "staff@shop-a.test")
     assert done.returncode == 0, done.stderr
     claims = tokens.decode(done.stdout.strip(), settings.jwt_secret)
-    assert claims["app_metadata"]["shop_id"] == "shop-7"
-    assert claims["sub"] == str(user.id)
+    assert claims["app_metadata"]["shop_id"] == "aaaaaaaa-0000-4000-8000-000000000000"
+    assert claims["app_metadata"]["shop_role"] == "staff"
+    assert claims["app_metadata"]["provider"] == "email"  # what Supabase Auth put there is kept

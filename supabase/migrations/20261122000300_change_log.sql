@@ -71,7 +71,7 @@ insert into shopsync.schema_state (version) values (0);
 
 -- Columns every synced table has and only the server writes.
 create or replace function shopsync.system_columns()
-returns text []
+returns text[]
 language sql
 immutable
 set search_path = ''
@@ -239,7 +239,7 @@ $$;
 create or replace function shopsync.register_table(
   p_table regclass,
   p_policy text,
-  p_write_roles text [] default array['owner', 'staff'],
+  p_write_roles text[] default array['owner', 'staff'],
   p_apply_order integer default 100,
   p_validator text default null
 )
@@ -326,6 +326,6 @@ begin
 end;
 $$;
 
-comment on function shopsync.register_table(regclass, text, text [], integer, text) is
+comment on function shopsync.register_table(regclass, text, text[], integer, text) is
 'Make a public table synced: system columns, shop index, RLS policies, version/change-log triggers. '
 'Call again after altering the table: it bumps the schema version clients see in sync_schema().';

@@ -22,7 +22,7 @@ immutable
 set search_path = ''
 as $$
 declare
-  m text [];
+  m text[];
   v_year int;
   v_month int;
   v_day int;

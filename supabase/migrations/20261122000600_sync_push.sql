@@ -184,6 +184,13 @@ as $$
     when p_state = '23505' then 'unique_violation'
     when p_state = 'SS003' then 'invalid_transition'
     when p_state = 'SS001' then 'read_only_column'
+    when p_state = 'SS101' then 'number_gap'
+    when p_state = 'SS102' then 'chain_broken'
+    when p_state = 'SS103' then 'totals_mismatch'
+    when p_state = 'SS104' then 'series_taken'
+    when p_state = 'SS105' then 'hash_mismatch'
+    when p_state = 'SS106' then 'invalid_lines'
+    when p_state = 'SS107' then 'append_only'
     when p_state like '22%' then 'invalid_value'
     else 'rejected_by_database'
   end
@@ -208,12 +215,12 @@ declare
   v_upd_sets text;
   v_insert_sql text;
   v_update_sql text;
-  v_all_cols text [];
+  v_all_cols text[];
   v_srv jsonb;
   v_hist_n bigint;
   v_row_ts timestamptz;
-  v_overlap text [];
-  v_losers text [];
+  v_overlap text[];
+  v_losers text[];
   v_results jsonb;
   v_counts record;
   v_state text;
