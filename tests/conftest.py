@@ -45,6 +45,17 @@ def settings() -> StackSettings:
     return load_settings()
 
 
+@pytest.fixture(scope="module")
+def pg(settings: StackSettings) -> Iterator[psycopg.Connection]:
+    """A module-long connection as ``postgres`` (autocommit) for the protocol tests' set-up.
+
+    Licences get enough seats for every device the tests register (tests that probe the limit set
+    it themselves)."""
+    with psycopg.connect(settings.db_url, autocommit=True) as conn:
+        conn.execute("update public.licenses set max_devices = 10000")
+        yield conn
+
+
 @pytest.fixture
 def db(settings: StackSettings) -> Iterator[psycopg.Connection]:
     """A connection as ``postgres`` (autocommit), for set-up and inspection only."""

@@ -21,18 +21,6 @@ from sync_helpers import SHOP_A, event, pull_all, push, register, rpc, user_clie
 VECTORS = Path(__file__).resolve().parents[1] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
 
 
-@pytest.fixture(scope="module")
-def stack() -> StackSettings:
-    return load_settings()
-
-
-@pytest.fixture(scope="module")
-def pg(stack: StackSettings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(stack.db_url, autocommit=True) as conn:
-        conn.execute("update public.licenses set max_devices = 10000")
-        yield conn
-
-
 def make_invoice(series: str, number: int, prev_hash: str, **overrides: Any) -> dict[str, Any]:
     lines = overrides.pop("lines", [
         {"description": "Coffee beans 250 g", "quantity": "2", "unit_price": "8.90", "tax_rate": "7.00"},
@@ -75,8 +63,8 @@ def test_python_and_postgres_hash_the_test_vectors_identically(pg):
         assert db_hash == v["hash"], v["name"]
 
 
-def test_two_devices_issue_chains_offline_and_both_verify(stack):
-    c1, c2 = user_client(stack, "staff@shop-a.test"), user_client(stack, "owner@shop-a.test")
+def test_two_devices_issue_chains_offline_and_both_verify(settings):
+    c1, c2 = user_client(settings, "staff@shop-a.test"), user_client(settings, "owner@shop-a.test")
     d1, d2 = register(c1), register(c2)
     s1, s2 = f"S{uuid.uuid4().hex[:6]}", f"S{uuid.uuid4().hex[:6]}"
     r1 = push(c1, d1, [as_event(r) for r in chain(s1, 3)])
@@ -92,8 +80,8 @@ def test_two_devices_issue_chains_offline_and_both_verify(stack):
     ("number", "number_gap"),
     ("hash", "hash_mismatch"),
 ])
-def test_a_tampered_invoice_is_rejected_with_its_reason(stack, pg, tamper, reason):
-    c = user_client(stack, "staff@shop-a.test")
+def test_a_tampered_invoice_is_rejected_with_its_reason(settings, pg, tamper, reason):
+    c = user_client(settings, "staff@shop-a.test")
     dev = register(c)
     series = f"T{uuid.uuid4().hex[:6]}"
     good = chain(series, 1)
@@ -116,8 +104,8 @@ def test_a_tampered_invoice_is_rejected_with_its_reason(stack, pg, tamper, reaso
     assert rpc(c, "verify_invoice_chain", p_series=series)["ok"] is True
 
 
-def test_verify_invoice_chain_names_the_broken_link(stack, pg):
-    c = user_client(stack, "staff@shop-a.test")
+def test_verify_invoice_chain_names_the_broken_link(settings, pg):
+    c = user_client(settings, "staff@shop-a.test")
     dev = register(c)
     series = f"V{uuid.uuid4().hex[:6]}"
     rows = chain(series, 3)
@@ -130,8 +118,8 @@ def test_verify_invoice_chain_names_the_broken_link(stack, pg):
     assert (check["ok"], check["number"], check["invoice_id"], check["reason"]) == (False, 2, rows[1]["id"], "hash_mismatch")
 
 
-def test_invoices_cannot_be_changed_by_any_role(stack, pg):
-    c = user_client(stack, "owner@shop-a.test")
+def test_invoices_cannot_be_changed_by_any_role(settings, pg):
+    c = user_client(settings, "owner@shop-a.test")
     dev = register(c)
     row = chain(f"I{uuid.uuid4().hex[:6]}", 1)[0]
     push(c, dev, [as_event(row)])
@@ -145,8 +133,8 @@ def test_invoices_cannot_be_changed_by_any_role(stack, pg):
         pg.execute("truncate public.invoices cascade")
 
 
-def test_two_tills_selling_offline_both_count(stack, pg):
-    c1, c2 = user_client(stack, "staff@shop-a.test"), user_client(stack, "owner@shop-a.test")
+def test_two_tills_selling_offline_both_count(settings, pg):
+    c1, c2 = user_client(settings, "staff@shop-a.test"), user_client(settings, "owner@shop-a.test")
     d1, d2 = register(c1), register(c2)
     product = pg.execute("select id from public.products where shop_id = %s and sku = 'MUG-01'", (SHOP_A,)).fetchone()[0]
     before = pg.execute("select coalesce((select on_hand from public.inventory_levels where id = %s), 0)", (product,)).fetchone()[0]
@@ -166,13 +154,13 @@ def test_two_tills_selling_offline_both_count(stack, pg):
     assert (wrong_sign["status"], wrong_sign["reason"]) == ("rejected", "check_violation")
 
 
-def test_platform_overview_is_for_the_service_role_only(stack):
-    owner = user_client(stack, "owner@shop-a.test")
+def test_platform_overview_is_for_the_service_role_only(settings):
+    owner = user_client(settings, "owner@shop-a.test")
     dash = rpc(owner, "shop_dashboard")
     assert dash["shop_id"] == SHOP_A and dash["licence"]["expired"] is False
     with pytest.raises(APIError) as exc:
         rpc(owner, "platform_overview")
     assert exc.value.code == "42501"
-    service = create_client(stack.api_url, stack.service_role_key)
+    service = create_client(settings.api_url, settings.service_role_key)
     overview = service.rpc("platform_overview", {}).execute().data
     assert {s["name"] for s in overview} >= {"Shop A", "Shop B"}

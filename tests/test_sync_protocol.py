@@ -17,32 +17,18 @@ from sync_helpers import SHOP_A, SHOP_B, config_value, event, pull_all, push, re
 
 
 @pytest.fixture(scope="module")
-def stack() -> StackSettings:
-    return load_settings()
+def staff_a(settings: StackSettings, pg: psycopg.Connection):
+    return user_client(settings, "staff@shop-a.test")
 
 
 @pytest.fixture(scope="module")
-def pg(stack: StackSettings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(stack.db_url, autocommit=True) as conn:
-        # Enough seats for every device these tests register; restored at the end.
-        conn.execute("update public.licenses set max_devices = 10000")
-        yield conn
-        conn.execute("update public.licenses set max_devices = case shop_id when %s then 5 else 3 end", (SHOP_A,))
+def owner_a(settings: StackSettings, pg: psycopg.Connection):
+    return user_client(settings, "owner@shop-a.test")
 
 
 @pytest.fixture(scope="module")
-def staff_a(stack: StackSettings, pg: psycopg.Connection):
-    return user_client(stack, "staff@shop-a.test")
-
-
-@pytest.fixture(scope="module")
-def owner_a(stack: StackSettings, pg: psycopg.Connection):
-    return user_client(stack, "owner@shop-a.test")
-
-
-@pytest.fixture(scope="module")
-def staff_b(stack: StackSettings, pg: psycopg.Connection):
-    return user_client(stack, "staff@shop-b.test")
+def staff_b(settings: StackSettings, pg: psycopg.Connection):
+    return user_client(settings, "staff@shop-b.test")
 
 
 def new_customer(client, device: str, **data) -> tuple[str, dict]:
@@ -135,8 +121,8 @@ def test_last_write_wins_keeps_the_later_client_timestamp(staff_a, owner_a):
     assert later["status"] == "merged", later  # its real timestamp is later than the clamped one
 
 
-def test_server_wins_conflict_returns_the_server_row(owner_a, stack, pg):
-    owner2 = user_client(stack, "owner@shop-a.test")
+def test_server_wins_conflict_returns_the_server_row(owner_a, settings, pg):
+    owner2 = user_client(settings, "owner@shop-a.test")
     d1, d2 = register(owner_a), register(owner2)
     row_id = str(uuid.uuid4())
     push(owner_a, d1, [event("shop_settings", "insert", row_id, {"key": f"k-{row_id}", "value": {"a": 1}})])
@@ -225,8 +211,8 @@ def test_a_batch_over_the_limit_is_refused_whole(staff_a, pg):
     assert pg.execute("select count(*) from public.customers where id = any(%s::uuid[])", (ids,)).fetchone()[0] == 0
 
 
-def test_viewer_pulls_but_cannot_push(stack):
-    viewer = user_client(stack, "viewer@shop-a.test")
+def test_viewer_pulls_but_cannot_push(settings):
+    viewer = user_client(settings, "viewer@shop-a.test")
     dev = register(viewer)
     assert rpc(viewer, "sync_pull", p_device_id=dev, p_cursor=0, p_limit=5)["changes"]
     with pytest.raises(APIError) as exc:
@@ -245,8 +231,8 @@ def test_revoked_device_can_neither_push_nor_pull(staff_a, pg):
         assert (exc.value.code, exc.value.details) == ("PT403", "device_revoked")
 
 
-def test_device_limit_is_enforced_at_registration(stack, pg):
-    owner_b = user_client(stack, "owner@shop-b.test")
+def test_device_limit_is_enforced_at_registration(settings, pg):
+    owner_b = user_client(settings, "owner@shop-b.test")
     active = pg.execute("select count(*) from public.devices where shop_id = %s and revoked_at is null", (SHOP_B,)).fetchone()[0]
     pg.execute("update public.licenses set max_devices = %s where shop_id = %s", (active + 1, SHOP_B))
     try:
@@ -286,7 +272,7 @@ def test_sync_schema_and_metrics(owner_a, staff_a):
     assert exc.value.details == "role_forbidden"
 
 
-def test_seq_is_commit_ordered_so_a_concurrent_puller_never_skips_a_row(stack, staff_a, pg):
+def test_seq_is_commit_ordered_so_a_concurrent_puller_never_skips_a_row(settings, staff_a, pg):
     """Writers commit out of the order they started in; a puller polling all along sees every row."""
     puller_dev = register(staff_a, "puller")
     _, start = pull_all(staff_a, puller_dev)
@@ -298,7 +284,7 @@ def test_seq_is_commit_ordered_so_a_concurrent_puller_never_skips_a_row(stack, s
 
     def writer(n: int) -> None:
         try:
-            with psycopg.connect(stack.db_url) as conn:
+            with psycopg.connect(settings.db_url) as conn:
                 for i in range(txns_each):
                     ids = [str(uuid.uuid4()) for _ in range(1 + (i * 7 + n) % 5)]
                     with conn.transaction():
@@ -316,7 +302,7 @@ def test_seq_is_commit_ordered_so_a_concurrent_puller_never_skips_a_row(stack, s
     seen_rows: set[str] = set()
 
     def puller() -> None:
-        client = user_client(stack, "staff@shop-a.test")
+        client = user_client(settings, "staff@shop-a.test")
         cursor = start
         while True:
             finished = done.is_set()
@@ -345,9 +331,9 @@ def test_seq_is_commit_ordered_so_a_concurrent_puller_never_skips_a_row(stack, s
     assert logged == len(seen)
 
 
-def test_error_bodies_follow_postgrest(stack):
+def test_error_bodies_follow_postgrest(settings):
     """Whole-call failures reach supabase-py as APIError with PostgREST's fields."""
-    anon = user_client.__globals__["create_client"](stack.api_url, stack.anon_key)
+    anon = user_client.__globals__["create_client"](settings.api_url, settings.anon_key)
     with pytest.raises(APIError) as exc:
         anon.rpc("sync_push", {"p_device_id": str(uuid.uuid4()), "p_events": []}).execute()
     assert exc.value.code == "42501"
