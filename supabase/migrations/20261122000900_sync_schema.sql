@@ -42,3 +42,30 @@ comment on function public.sync_schema() is
 'Synced tables, their conflict policies and columns, and the schema version.';
 revoke execute on function public.sync_schema() from public, anon;
 grant execute on function public.sync_schema() to authenticated;
+
+-- The schema version is public knowledge: health() reports it (for the sync edge function).
+create or replace function shopsync.schema_version()
+returns integer
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select s.version from shopsync.schema_state as s
+$$;
+grant usage on schema shopsync to anon;
+grant execute on function shopsync.schema_version() to anon, authenticated, service_role;
+
+create or replace function public.health()
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'ok', true,
+    'server_time', pg_catalog.now(),
+    'postgres', pg_catalog.current_setting('server_version'),
+    'schema_version', shopsync.schema_version()
+  )
+$$;
