@@ -316,6 +316,12 @@ def _make_handler(gw: Gateway) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "shopsync-gateway"
 
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+            # peer's delayed ACK hold every small response back ~40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             if os.environ.get("SHOPSYNC_GATEWAY_LOG"):
                 super().log_message(format, *args)

@@ -22,33 +22,33 @@ immutable
 set search_path = ''
 as $$
 declare
-  m text[];
   v_year int;
   v_month int;
-  v_day int;
+  v_rest text := substr(p, 17);  -- after YYYY-MM-DDTHH:MM: seconds and offset, if any
 begin
-  m := regexp_match(
-    p,
-    '^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?([Zz]|[+-](\d{2})(?::?(\d{2}))?)?$'
-  );
-  if m is null then
+  -- Match without capture groups (the regex engine's fast path), then read fixed positions.
+  if p is null
+     or p !~ '^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?$' then
     return null;
   end if;
-  v_year := m[1]::int;
-  v_month := m[2]::int;
-  v_day := m[3]::int;
-  if v_year < 1 or v_month not between 1 and 12 or v_day < 1 then
+  v_year := substr(p, 1, 4)::int;
+  v_month := substr(p, 6, 2)::int;
+  if v_year < 1 or v_month not between 1 and 12 or substr(p, 9, 2)::int < 1
+     or substr(p, 9, 2)::int > extract(day from (make_date(v_year, v_month, 1) + interval '1 month' - interval '1 day')) then
     return null;
   end if;
-  if v_day > extract(day from (make_date(v_year, v_month, 1) + interval '1 month' - interval '1 day')) then
+  if length(p) > 10 and (
+    substr(p, 12, 2)::int > 23 or substr(p, 15, 2)::int > 59
+    or (substr(p, 17, 1) = ':' and substr(p, 18, 2)::int > 59)
+  ) then
     return null;
   end if;
-  if coalesce(m[4]::int, 0) > 23 or coalesce(m[5]::int, 0) > 59 or coalesce(m[6]::int, 0) > 59
-     or coalesce(m[8]::int, 0) > 15 or coalesce(m[9]::int, 0) > 59 then
+  -- Offsets beyond what Postgres accepts (+-15:59).
+  if v_rest ~ '[+-](?:1[6-9]|[2-9]\d)(?::?\d{2})?$' or v_rest ~ '[+-]\d{2}:?[6-9]\d$' then
     return null;
   end if;
-  if m[7] is null then
-    return (p || 'Z')::timestamptz;
+  if length(p) = 10 or v_rest !~ '(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$' then
+    return (p || case when length(p) = 10 then 'T00:00:00Z' else 'Z' end)::timestamptz;
   end if;
   return p::timestamptz;
 end;
@@ -61,11 +61,14 @@ language sql
 immutable
 set search_path = ''
 as $$
+  -- p_type is format_type's text: 'numeric' or 'numeric(p,s)' (read by position: no regex).
   select case
-    when m is null then true
-    else round(p_value, m[2]::int) = p_value and abs(p_value) < 10::numeric ^ (m[1]::int - m[2]::int)
+    when p_type not like 'numeric(%,%)' then true
+    else round(p_value, rtrim(split_part(p_type, ',', 2), ')')::int) = p_value
+      and abs(p_value) < 10::numeric ^ (
+        split_part(substr(p_type, 9), ',', 1)::int - rtrim(split_part(p_type, ',', 2), ')')::int
+      )
   end
-  from (select regexp_match(p_type, '^numeric\((\d+),(\d+)\)$') as m) as t
 $$;
 
 -- Is a JSON value acceptable for a column of the given type (format_type form)? Null is answered

@@ -248,6 +248,7 @@ begin
 
   if to_regclass('pg_temp.push_events') is null then
     create temp table push_events (like shopsync.push_event, primary key (ord)) on commit delete rows;
+    create index on pg_temp.push_events (row_id);
   else
     execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
   end if;
@@ -275,6 +276,10 @@ begin
     from jsonb_array_elements($1) with ordinality as e (ev, ord)
   $q$ using p_events;
 
+  -- The planner needs the staged batch's size: without statistics it assumes one row and picks
+  -- nested loops that are quadratic in the batch.
+  analyze pg_temp.push_events;
+
   -- 2. Shape checks that need no table: each first failing rule names the reason.
   execute $q$
     update pg_temp.push_events as e
@@ -301,10 +306,10 @@ begin
     update pg_temp.push_events as e
     set status = 'dup_batch', dup_of = f.first_ord
     from (
-      select x.event_id, min(x.ord) as first_ord from pg_temp.push_events as x
-      where x.event_id is not null and x.status = 'pending' group by x.event_id having count(*) > 1
+      select x.ord, min(x.ord) over (partition by x.event_id) as first_ord from pg_temp.push_events as x
+      where x.event_id is not null and x.status = 'pending'
     ) as f
-    where e.event_id = f.event_id and e.ord > f.first_ord and e.status = 'pending'
+    where e.ord = f.ord and f.first_ord < f.ord
   $q$;
   execute $q$
     insert into shopsync.push_results (shop_id, event_id, device_id)
@@ -411,16 +416,19 @@ begin
         order by st.apply_order, st.table_name
       $q$ using r
     loop
-      -- 7. Current state of the rows, locked.
+      -- 7. Current state of the rows, locked. (Driven from the staged events, one index lookup
+      -- each: the batch's size is never known to the planner.)
+      execute format($q$
+        select 1 from pg_temp.push_events as p
+        inner join public.%1$I as x on x.id = p.row_id
+        where p.tbl = $1 and p.rnd = $2 and p.status = 'pending'
+        for update of x
+      $q$, v_t.table_name) using v_t.table_name, r;
       execute format($q$
         update pg_temp.push_events as e
-        set cur_version = t.version, cur_shop = t.shop_id, cur_deleted = t.deleted_at is not null
-        from (
-          select x.id, x.version, x.shop_id, x.deleted_at from public.%1$I as x
-          where x.id in (select p.row_id from pg_temp.push_events as p where p.tbl = $1 and p.rnd = $2 and p.status = 'pending')
-          for update
-        ) as t
-        where e.row_id = t.id and e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
+        set cur_version = x.version, cur_shop = x.shop_id, cur_deleted = x.deleted_at is not null
+        from public.%1$I as x
+        where x.id = e.row_id and e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
       $q$, v_t.table_name) using v_t.table_name, r;
 
       -- 8. Classify against the current version.
