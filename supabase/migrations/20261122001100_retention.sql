@@ -59,6 +59,9 @@ begin
 end;
 $$;
 
+-- Purges every shop: the scheduler (postgres) only, never an API role.
+revoke execute on function shopsync.run_retention(interval, interval) from public;
+
 comment on function shopsync.run_retention(interval, interval) is
 'Drops superseded change-log entries and purges old tombstones; scheduled daily by pg_cron.';
 
