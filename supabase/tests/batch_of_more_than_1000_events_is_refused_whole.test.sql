@@ -32,7 +32,7 @@ select is(
   (select count(*)::int from public.customers where name like 'Bulk %'), 0, 'the refused batch wrote no row'
 );
 select is(
-  (select count(*)::int from shopsync.push_results), 0, 'the refused batch stored no result'
+  (select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 0, 'the refused batch stored no result'
 );
 select is(
   (select count(*)::int from shopsync.device_rate where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 0,

@@ -27,7 +27,7 @@ select ok(
 reset role;
 -- TEST: the refused push changed nothing
 select is((select count(*)::int from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), 0, 'no row was written');
-select is((select count(*)::int from shopsync.push_results), 0, 'no result was stored');
+select is((select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000d1'), 0, 'no result was stored');
 
 -- TEST: shop B, whose licence is valid, is unaffected
 set local role authenticated;

@@ -3,6 +3,10 @@
 begin;
 select plan(13);
 
+-- start from a known seat count: no active device, five seats (rolled back at the end)
+update public.devices set revoked_at = now() where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and revoked_at is null;
+update public.licenses set max_devices = 5 where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 -- TEST: registration answers device, shop, role and time, and is idempotent
@@ -13,7 +17,7 @@ select is((:'first'::jsonb) ->> 'role', 'staff', 'the answer names the caller''s
 select is((:'again'::jsonb) ->> 'registered_at', (:'first'::jsonb) ->> 'registered_at', 'registering again changes nothing');
 select is((select count(*)::int from public.devices where id = 'd0000000-0000-4000-8000-000000000001'), 1, 'one device row');
 
--- TEST: the licence's max_devices (5 for shop A) is enforced
+-- TEST: the licence's max_devices is enforced
 select public.sync_register_device('d0000000-0000-4000-8000-000000000002', 'till 2') as r2 \gset
 select public.sync_register_device('d0000000-0000-4000-8000-000000000003', 'till 3') as r3 \gset
 select public.sync_register_device('d0000000-0000-4000-8000-000000000004', 'till 4') as r4 \gset

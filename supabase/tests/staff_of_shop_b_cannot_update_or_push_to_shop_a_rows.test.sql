@@ -5,6 +5,8 @@ select plan(11);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'bbbbbbbb-0000-4000-8000-000000000000/C-0001') as b_c1 \gset
+select name as a_name, version as a_version, (select count(*) from shopsync.change_log where row_id = :'a_c1') as a_log_n
+from public.customers where id = :'a_c1' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "bbbbbbbb-0000-4000-8000-000000000000"}}';
@@ -47,13 +49,13 @@ select is((:'r'::jsonb) #>> '{results,2,reason}', 'invalid_reference', '... with
 reset role;
 select results_eq(
   format('select name, version, deleted_at from public.customers where id = %L', :'a_c1'),
-  $$values ('Ada Lovelace'::text, 1::bigint, null::timestamptz)$$,
-  'the shop A customer is untouched: name, version and deleted_at as seeded'
+  format('values (%L::text, %s::bigint, null::timestamptz)', :'a_name', :a_version),
+  'the shop A customer is untouched: name, version and deleted_at as before'
 );
 select is(
   (select count(*)::int from shopsync.change_log where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and row_id = :'a_c1'),
-  1,
-  'shop A change log holds only the seed insert of that customer'
+  :a_log_n::int,
+  'shop A change log got no entry for that customer'
 );
 select is(
   (select count(*)::int from public.orders where id = 'f0000000-0000-4000-8000-0000000000b1'),
