@@ -1,7 +1,7 @@
 -- Threat closed: a write that devices never hear about (a path that skips the change log), or a
 -- gap/reordering in a shop's seq that would make a pull skip rows.
 begin;
-select plan(10);
+select plan(11);
 
 select last_seq as s0 from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
 select last_seq as b0 from shopsync.shop_cursor where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000' \gset
@@ -44,6 +44,10 @@ select is(
   (select last_seq from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
   (:s0 + 11)::bigint,
   'the shop counter advanced by eleven'
+);
+select is(
+  ((:'r'::jsonb) ->> 'cursor')::bigint, (:s0 + 11)::bigint,
+  'the push answers the shop''s cursor after its writes'
 );
 select is(
   (select last_seq from shopsync.shop_cursor where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000'),

@@ -1,7 +1,7 @@
 -- Threat closed: one bad event blocking a device's whole queue, or a bad event leaving a partial
 -- effect (a row, a change-log entry, a stored result) behind.
 begin;
-select plan(19);
+select plan(21);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'bbbbbbbb-0000-4000-8000-000000000000/C-0001') as b_c1 \gset
@@ -39,13 +39,17 @@ select public.sync_push('d0000000-0000-4000-8000-0000000000a2', jsonb_build_arra
   -- 11: good update of an existing row
   jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000011', 'table', 'customers', 'op', 'update', 'row_id', :'a_c1', 'base_version', :a_v, 'data', '{"notes": "still applied"}'::jsonb),
   -- 12: not an object
-  '"junk"'::jsonb
+  '"junk"'::jsonb,
+  -- 13: unknown op
+  '{"event_id": "e0000000-0000-4000-8000-000000000013", "table": "customers", "op": "upsert", "row_id": "c0000000-0000-4000-8000-000000000013", "data": {"name": "x"}}'::jsonb,
+  -- 14: update without base_version
+  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000014', 'table', 'customers', 'op', 'update', 'row_id', :'a_c1', 'data', '{"notes": "no base"}'::jsonb)
 )) as r \gset
 
 -- TEST: each bad event is rejected with its machine-readable reason
 select is(
   jsonb_path_query_array(:'r'::jsonb, '$.results[*].status'),
-  '["applied", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "applied", "rejected", "applied", "rejected"]'::jsonb,
+  '["applied", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "rejected", "applied", "rejected", "applied", "rejected", "rejected", "rejected"]'::jsonb,
   'good events apply, bad ones are rejected, in event order'
 );
 select is((:'r'::jsonb) #>> '{results,1,reason}', 'unknown_table', 'unknown table');
@@ -58,10 +62,12 @@ select is((:'r'::jsonb) #>> '{results,7,reason}', 'not_found', 'another shop''s 
 select is((:'r'::jsonb) #>> '{results,8,reason}', 'read_only_column', 'read-only column');
 select is((:'r'::jsonb) #>> '{results,10,reason}', 'invalid_reference', 'dangling reference');
 select is((:'r'::jsonb) #>> '{results,12,reason}', 'invalid_event', 'an event that is not an object');
+select is((:'r'::jsonb) #>> '{results,13,reason}', 'invalid_op', 'an unknown op');
+select is((:'r'::jsonb) #>> '{results,14,reason}', 'missing_base_version', 'an update without base_version');
 select ok(
   (select bool_and(coalesce(x ->> 'message', '') <> '') from jsonb_array_elements((:'r'::jsonb) -> 'results') as x
-   where x ->> 'status' = 'rejected' and x ->> 'reason' <> 'invalid_event'),
-  'every rejection explains itself in message'
+   where x ->> 'status' = 'rejected' and x ->> 'reason' not in ('invalid_event', 'invalid_op', 'missing_base_version')),
+  'every rejection past the shape checks explains itself in message'
 );
 
 reset role;
@@ -98,8 +104,8 @@ select results_eq(
   'the good update applied once (the rejected read-only update of the same row did not)'
 );
 select is(
-  (select rejected from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 10,
-  'metrics count ten rejections'
+  (select rejected from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 12,
+  'metrics count twelve rejections'
 );
 
 select * from finish();
