@@ -17,6 +17,7 @@ declare
   v_purged bigint := 0;
   v_n bigint;
   v_t record;
+  v_unreferenced text;
 begin
   -- 1. Entries with a newer entry for the same row, older than the keep window.
   delete from shopsync.change_log as cl
@@ -31,10 +32,24 @@ begin
   -- 2. Tombstones older than the tombstone window: the rows and their entries go; the floor rises
   -- above the highest purged seq so devices that might have missed the delete start over.
   perform set_config('shopsync.purging', 'on', true);
-  for v_t in select st.table_name from shopsync.synced_tables as st where st.policy <> 'append_only' loop
+  -- Children first, and a tombstone still referenced by another row (a deleted product on a past
+  -- order item) is kept: purging it would violate the reference and abort the whole run.
+  for v_t in
+    select st.table_name from shopsync.synced_tables as st where st.policy <> 'append_only'
+    order by st.apply_order desc, st.table_name
+  loop
+    select coalesce(string_agg(format('not exists (select 1 from %s as r where %s)', con.conrelid::regclass, (
+      select string_agg(format('r.%I = t.%I', ca.attname, fa.attname), ' and ')
+      from unnest(con.conkey, con.confkey) as k (c, f)
+      inner join pg_catalog.pg_attribute as ca on ca.attrelid = con.conrelid and ca.attnum = k.c
+      inner join pg_catalog.pg_attribute as fa on fa.attrelid = con.confrelid and fa.attnum = k.f
+    )), ' and '), 'true')
+    into v_unreferenced
+    from pg_catalog.pg_constraint as con
+    where con.contype = 'f' and con.confrelid = ('public.' || quote_ident(v_t.table_name))::regclass;
     execute format($q$
       with gone as (
-        delete from public.%1$I as t where t.deleted_at < now() - $1 returning t.shop_id, t.id
+        delete from public.%1$I as t where t.deleted_at < now() - $1 and %2$s returning t.shop_id, t.id
       ),
       entries as (
         delete from shopsync.change_log as cl
@@ -49,7 +64,7 @@ begin
         returning 1
       )
       select (select count(*) from gone) + 0 * (select count(*) from floors)
-    $q$, v_t.table_name) into v_n using v_tomb;
+    $q$, v_t.table_name, v_unreferenced) into v_n using v_tomb;
     v_purged := v_purged + v_n;
   end loop;
   perform set_config('shopsync.purging', 'off', true);
@@ -58,6 +73,9 @@ begin
   return jsonb_build_object('superseded_entries_dropped', v_superseded, 'tombstones_purged', v_purged);
 end;
 $$;
+
+-- Purges every shop: the scheduler (postgres) only, never an API role.
+revoke execute on function shopsync.run_retention(interval, interval) from public;
 
 comment on function shopsync.run_retention(interval, interval) is
 'Drops superseded change-log entries and purges old tombstones; scheduled daily by pg_cron.';

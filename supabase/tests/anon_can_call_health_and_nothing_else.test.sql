@@ -1,0 +1,48 @@
+-- Threat closed: an unauthenticated caller (the anon key is public) reading or writing anything,
+-- or calling a sync RPC. anon may only call the liveness probe (and whoami, which echoes its own
+-- empty identity for the stack's gateway tests).
+begin;
+select plan(8);
+
+-- TEST: the only public functions anon may execute are health() and whoami()
+select results_eq(
+  $$
+    select p.proname::text collate "C" from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
+    where n.nspname in ('public', 'graphql_public') and has_function_privilege('anon', p.oid, 'execute')
+    order by 1
+  $$,
+  $$values ('health' collate "C"), ('whoami')$$,
+  'anon can execute health() and whoami() only'
+);
+
+-- TEST: anon holds no table privilege in an exposed schema
+select is_empty(
+  $$
+    select c.oid::regclass::text
+    from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    where n.nspname in ('public', 'graphql_public') and c.relkind in ('r', 'v', 'm', 'p', 'f')
+      and has_table_privilege('anon', c.oid, 'select, insert, update, delete, truncate, references, trigger')
+  $$,
+  'anon has no privilege on any table in an exposed schema'
+);
+
+-- TEST: nor on the private schema
+select ok(not has_schema_privilege('anon', 'shopsync', 'usage'), 'anon cannot use schema shopsync');
+
+set local role anon;
+set local "request.jwt.claims" = '{"role": "anon"}';
+
+select is((public.health() ->> 'ok')::boolean, true, 'anon can call health()');
+select throws_ok('select count(*) from public.customers', '42501', null, 'anon cannot select customers');
+select throws_ok('select count(*) from public.shops', '42501', null, 'anon cannot select shops');
+select throws_ok(
+  $$select public.sync_register_device('d0000000-0000-4000-8000-0000000000f1', 'till')$$,
+  '42501', null, 'anon cannot register a device'
+);
+select throws_ok(
+  $$select public.sync_pull('d0000000-0000-4000-8000-0000000000f1', 0)$$,
+  '42501', null, 'anon cannot pull'
+);
+
+select * from finish();
+rollback;
