@@ -61,7 +61,7 @@ check() {
   names+=("$name") times+=($((SECONDS - t0)))
 }
 
-check "sqlfluff lint" .venv/bin/sqlfluff lint supabase/migrations supabase/seed.sql supabase/tests
+check "sqlfluff lint" .venv/bin/sqlfluff lint --processes 0 supabase/migrations supabase/seed.sql supabase/tests
 check "supabase db lint" "${supabase[@]}" db lint --remote="$db_url" --schema "$(project_schemas)" --fail-on error
 check "supabase db advisors" "${supabase[@]}" db advisors --remote="$db_url" --type all --fail-on warn
 check "pg_prove" pg_prove --dbname "$db_url" --ext .sql supabase/tests/

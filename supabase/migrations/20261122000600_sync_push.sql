@@ -695,11 +695,7 @@ end;
 $$;
 
 grant execute on function shopsync.push(uuid, jsonb) to authenticated;
--- Push internals run as their owner from inside push/pull; API roles must not call them directly
--- (check_push_rate takes any device id). Schema-level default privileges cannot revoke PUBLIC's
--- execute, so revoke it here.
-revoke execute on function shopsync.require_device(uuid, boolean), shopsync.check_push_rate(uuid),
-  shopsync.validate_orders(uuid, text, int) from public;
+-- (Which of these functions API roles may execute: 20261122009000_function_privileges.sql.)
 
 create or replace function public.sync_push(p_device_id uuid, p_events jsonb)
 returns jsonb

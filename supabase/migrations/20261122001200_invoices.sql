@@ -246,7 +246,18 @@ begin
 end;
 $$;
 
-grant execute on function shopsync.verify_chain(uuid, text) to authenticated;
+
+-- The caller's own shop only: the shop is never a parameter a client controls.
+create or replace function shopsync.verify_my_chain(p_series text)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select shopsync.verify_chain(shopsync.current_shop_id(), p_series)
+$$;
+grant execute on function shopsync.verify_my_chain(text) to authenticated;
 
 create or replace function public.verify_invoice_chain(p_series text)
 returns jsonb
@@ -254,7 +265,7 @@ language sql
 stable
 set search_path = ''
 as $$
-  select shopsync.verify_chain(shopsync.current_shop_id(), p_series)
+  select shopsync.verify_my_chain(p_series)
 $$;
 comment on function public.verify_invoice_chain(text) is
 'Check the caller''s shop''s invoice series: ok, or the first broken link (number, invoice_id, reason).';

@@ -9,7 +9,8 @@ select ok(not has_function_privilege('authenticated', 'public.custom_access_toke
 select ok(not has_function_privilege('anon', 'public.custom_access_token_hook(jsonb)', 'execute'), 'anon cannot execute the hook');
 
 -- TEST: revoked members get no shop
-update public.shop_members set revoked_at = now() where user_id = 'a0000000-0000-4000-8000-000000000003';
+update public.shop_members set revoked_at = now()
+where user_id = 'a0000000-0000-4000-8000-000000000003';
 
 set local role supabase_auth_admin;
 

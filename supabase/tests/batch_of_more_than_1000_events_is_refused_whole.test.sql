@@ -7,11 +7,13 @@ set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000a2', 'till') as reg \gset
 
-select jsonb_agg(jsonb_build_object(
-  'event_id', extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'e' || g),
-  'table', 'customers', 'op', 'insert',
-  'row_id', extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'c' || g),
-  'data', jsonb_build_object('name', 'Bulk ' || g)) order by g) as big
+select
+  jsonb_agg(jsonb_build_object(
+    'event_id', extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'e' || g),
+    'table', 'customers', 'op', 'insert',
+    'row_id', extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'c' || g),
+    'data', jsonb_build_object('name', 'Bulk ' || g)
+  ) order by g) as big
 from generate_series(1, 1001) as g \gset
 
 -- TEST: 1001 events are refused as a whole with PT400
@@ -29,28 +31,42 @@ select throws_ok(
 
 reset role;
 select is(
-  (select count(*)::int from public.customers where name like 'Bulk %'), 0, 'the refused batch wrote no row'
+  (
+    select count(*)::int from public.customers
+    where name like 'Bulk %'
+  ), 0, 'the refused batch wrote no row'
 );
 select is(
-  (select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 0, 'the refused batch stored no result'
+  (
+    select count(*)::int from shopsync.push_results
+    where device_id = 'd0000000-0000-4000-8000-0000000000a2'
+  ), 0, 'the refused batch stored no result'
 );
 select is(
-  (select count(*)::int from shopsync.device_rate where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 0,
+  (
+    select count(*)::int from shopsync.device_rate
+    where device_id = 'd0000000-0000-4000-8000-0000000000a2'
+  ), 0,
   'the refused batch did not count against the rate limit'
 );
 
 -- TEST: exactly 1000 events are accepted
 set local role authenticated;
 select is(
-  (select count(*)::int from jsonb_array_elements(
-     public.sync_push('d0000000-0000-4000-8000-0000000000a2', (:'big'::jsonb) - 1000) -> 'results') as x
-   where x ->> 'status' = 'applied'),
+  (select count(*)::int from
+    jsonb_array_elements(
+      public.sync_push('d0000000-0000-4000-8000-0000000000a2', (:'big'::jsonb) - 1000) -> 'results'
+    ) as x
+  where x ->> 'status' = 'applied'),
   1000,
   'a batch of 1000 events applies'
 );
 reset role;
 select is(
-  (select count(*)::int from public.customers where name like 'Bulk %'), 1000, 'all 1000 rows exist'
+  (
+    select count(*)::int from public.customers
+    where name like 'Bulk %'
+  ), 1000, 'all 1000 rows exist'
 );
 
 select * from finish();

@@ -35,14 +35,22 @@ select is_empty(
   'zz_log_update also sees the old rows'
 );
 select ok(
-  (select count(*) from pg_trigger where tgname = 'zz_log_insert') >= 5,
+  (
+    select count(*) from pg_trigger
+    where tgname = 'zz_log_insert'
+  ) >= 5,
   'the checks above cover the five synced tables'
 );
 
 -- TEST: a 200-row insert in one statement takes 200 consecutive seqs
-select last_seq as s0 from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select last_seq as s0 from shopsync.shop_cursor
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
 insert into public.customers (id, shop_id, name)
-select gen_random_uuid(), 'aaaaaaaa-0000-4000-8000-000000000000', 'Bulk ' || g from generate_series(1, 200) as g;
+select
+  gen_random_uuid(),
+  'aaaaaaaa-0000-4000-8000-000000000000',
+  'Bulk ' || g
+from generate_series(1, 200) as g;
 select results_eq(
   format($$select min(seq), max(seq), count(*) from shopsync.change_log
            where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > %s$$, :s0),

@@ -39,16 +39,24 @@ select results_eq(
   'the row was inserted once and updated once'
 );
 select is(
-  (select count(*)::int from shopsync.change_log where row_id = 'c0000000-0000-4000-8000-000000000001'), 2,
+  (
+    select count(*)::int from shopsync.change_log
+    where row_id = 'c0000000-0000-4000-8000-000000000001'
+  ), 2,
   'two change-log entries for the row'
 );
 select is(
-  (select count(*)::int from shopsync.push_results
-   where event_id in ('e0000000-0000-4000-8000-000000000001', 'e0000000-0000-4000-8000-000000000002') and result is not null),
+  (
+    select count(*)::int from shopsync.push_results
+    where event_id in ('e0000000-0000-4000-8000-000000000001', 'e0000000-0000-4000-8000-000000000002') and result is not null
+  ),
   2, 'one stored result per event id'
 );
 select is(
-  (select duplicates from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 3,
+  (
+    select duplicates from shopsync.push_stats
+    where device_id = 'd0000000-0000-4000-8000-0000000000a2'
+  ), 3,
   'metrics count the three repeats as duplicates'
 );
 

@@ -20,10 +20,15 @@ select is_empty(
 
 -- TEST: the check above looks at the synced tables and the change log
 select ok(
-  (select count(*) from pg_attribute as a join pg_class as c on c.oid = a.attrelid
-   where a.attname = 'shop_id' and c.oid in ('public.customers'::regclass, 'public.products'::regclass,
-     'public.orders'::regclass, 'public.order_items'::regclass, 'public.shop_settings'::regclass,
-     'shopsync.change_log'::regclass)) = 6,
+  (
+    select count(*) from pg_attribute as a inner join pg_class as c on a.attrelid = c.oid
+    where
+      a.attname = 'shop_id' and c.oid in (
+        'public.customers'::regclass, 'public.products'::regclass,
+        'public.orders'::regclass, 'public.order_items'::regclass, 'public.shop_settings'::regclass,
+        'shopsync.change_log'::regclass
+      )
+  ) = 6,
   'synced tables and the change log carry shop_id'
 );
 
@@ -34,7 +39,7 @@ do $$ begin perform shopsync.register_table('public.tmp_index_probe', 'last_writ
 select ok(
   exists (
     select 1 from pg_index as i
-    join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+    inner join pg_attribute as a on i.indrelid = a.attrelid and a.attnum = i.indkey[0]
     where i.indrelid = 'public.tmp_index_probe'::regclass and a.attname = 'shop_id'
   ),
   'register_table indexes shop_id of a new synced table'

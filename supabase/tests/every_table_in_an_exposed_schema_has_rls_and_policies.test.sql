@@ -27,8 +27,10 @@ select is_empty(
 
 -- TEST: the exposed schemas hold tables at all (the two checks above are not vacuous)
 select ok(
-  (select count(*) from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
-   where n.nspname = 'public' and c.relkind = 'r') >= 9,
+  (
+    select count(*) from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
+    where n.nspname = 'public' and c.relkind = 'r'
+  ) >= 9,
   'the catalog checks see the nine shopsync tables'
 );
 

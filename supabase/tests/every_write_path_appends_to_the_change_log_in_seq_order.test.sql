@@ -3,8 +3,10 @@
 begin;
 select plan(11);
 
-select last_seq as s0 from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
-select last_seq as b0 from shopsync.shop_cursor where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000' \gset
+select last_seq as s0 from shopsync.shop_cursor
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select last_seq as b0 from shopsync.shop_cursor
+where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -13,7 +15,8 @@ set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002"
 insert into public.customers (id, shop_id, name) values
 ('c0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000000', 'One'),
 ('c0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-000000000000', 'Two');
-update public.customers set email = 'one@example.test' where id = 'c0000000-0000-4000-8000-000000000001';
+update public.customers set email = 'one@example.test'
+where id = 'c0000000-0000-4000-8000-000000000001';
 update public.products set active = false;
 
 -- writes through push
@@ -31,7 +34,10 @@ reset role;
 
 -- TEST: every write produced one entry, numbered right after the previous last seq
 select is(
-  (select count(*)::int from shopsync.change_log where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0),
+  (
+    select count(*)::int from shopsync.change_log
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0
+  ),
   2 + 1 + 5 + 3,
   'two inserts, one update, five product updates and three pushed events make eleven entries'
 );
@@ -41,7 +47,10 @@ select results_eq(
   'the new entries take seqs last_seq+1 .. last_seq+11, with no gap'
 );
 select is(
-  (select last_seq from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+  (
+    select last_seq from shopsync.shop_cursor
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  ),
   (:s0 + 11)::bigint,
   'the shop counter advanced by eleven'
 );
@@ -50,7 +59,10 @@ select is(
   'the push answers the shop''s cursor after its writes'
 );
 select is(
-  (select last_seq from shopsync.shop_cursor where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000'),
+  (
+    select last_seq from shopsync.shop_cursor
+    where shop_id = 'bbbbbbbb-0000-4000-8000-000000000000'
+  ),
   :b0::bigint,
   'shop B''s counter did not move'
 );
@@ -71,21 +83,28 @@ select results_eq(
 
 -- TEST: changed_columns names exactly the changed client columns
 select is(
-  (select changed_columns from shopsync.change_log
-   where row_id = 'c0000000-0000-4000-8000-000000000001' and version = 2),
+  (
+    select changed_columns from shopsync.change_log
+    where row_id = 'c0000000-0000-4000-8000-000000000001' and version = 2
+  ),
   array['email'],
   'a direct update records changed_columns {email}'
 );
 select is(
-  (select changed_columns from shopsync.change_log
-   where row_id = 'c0000000-0000-4000-8000-000000000002' and version = 2),
+  (
+    select changed_columns from shopsync.change_log
+    where row_id = 'c0000000-0000-4000-8000-000000000002' and version = 2
+  ),
   array['notes', 'phone'],
   'a pushed update records changed_columns {notes, phone}'
 );
 select is(
-  (select count(*)::int from shopsync.change_log
-   where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0 and table_name = 'products'
-     and changed_columns = array['active'] and op = 'update'),
+  (
+    select count(*)::int from shopsync.change_log
+    where
+      shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0 and table_name = 'products'
+      and changed_columns = array['active'] and op = 'update'
+  ),
   5,
   'a five-row update logs five entries with changed_columns {active}'
 );

@@ -7,7 +7,8 @@ set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000d1', 'till') as r1 \gset
 reset role;
-update public.licenses set valid_until = now() - interval '1 day' where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+update public.licenses set valid_until = now() - interval '1 day'
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -26,8 +27,14 @@ select ok(
 
 reset role;
 -- TEST: the refused push changed nothing
-select is((select count(*)::int from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), 0, 'no row was written');
-select is((select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000d1'), 0, 'no result was stored');
+select is((
+  select count(*)::int from public.customers
+  where id = 'c0000000-0000-4000-8000-000000000001'
+), 0, 'no row was written');
+select is((
+  select count(*)::int from shopsync.push_results
+  where device_id = 'd0000000-0000-4000-8000-0000000000d1'
+), 0, 'no result was stored');
 
 -- TEST: shop B, whose licence is valid, is unaffected
 set local role authenticated;
@@ -40,7 +47,8 @@ select is(
 
 -- TEST: renewing restores pushes
 reset role;
-update public.licenses set valid_until = now() + interval '1 day' where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+update public.licenses set valid_until = now() + interval '1 day'
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select lives_ok(

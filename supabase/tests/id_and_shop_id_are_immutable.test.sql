@@ -4,7 +4,8 @@ begin;
 select plan(8);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
-select version as v from public.customers where id = :'a_c1' \gset
+select version as v from public.customers
+where id = :'a_c1' \gset
 
 -- TEST: even postgres (bypassing RLS) cannot change id or shop_id
 select throws_ok(
@@ -32,10 +33,14 @@ select throws_ok(
 -- TEST: nor through push: id and shop_id are read-only columns
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000a1', 'till') as reg \gset
 select public.sync_push('d0000000-0000-4000-8000-0000000000a1', jsonb_build_array(
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'update',
-    'row_id', :'a_c1', 'base_version', :v, 'data', '{"shop_id": "bbbbbbbb-0000-4000-8000-000000000000"}'::jsonb),
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'update',
-    'row_id', :'a_c1', 'base_version', :v, 'data', '{"id": "c0000000-0000-4000-8000-000000000099"}'::jsonb)
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'update',
+    'row_id', :'a_c1', 'base_version', :v, 'data', '{"shop_id": "bbbbbbbb-0000-4000-8000-000000000000"}'::jsonb
+  ),
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'update',
+    'row_id', :'a_c1', 'base_version', :v, 'data', '{"id": "c0000000-0000-4000-8000-000000000099"}'::jsonb
+  )
 )) as r \gset
 select is((:'r'::jsonb) #>> '{results,0,reason}', 'read_only_column', 'a push changing shop_id is rejected read_only_column');
 select is((:'r'::jsonb) #>> '{results,1,reason}', 'read_only_column', 'a push changing id is rejected read_only_column');
@@ -47,7 +52,10 @@ select results_eq(
   'the row keeps its id, shop and version'
 );
 select is(
-  (select count(*)::int from public.customers where id = 'c0000000-0000-4000-8000-000000000099'),
+  (
+    select count(*)::int from public.customers
+    where id = 'c0000000-0000-4000-8000-000000000099'
+  ),
   0, 'no row was re-keyed'
 );
 

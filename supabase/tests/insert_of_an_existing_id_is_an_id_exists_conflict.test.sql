@@ -20,8 +20,10 @@ select public.sync_push('d0000000-0000-4000-8000-0000000000d2', jsonb_build_arra
     "row_id": "c0000000-0000-4000-8000-000000000002", "data": {"name": "Twin A"}}'::jsonb,
   '{"event_id": "e0000000-0000-4000-8000-000000000004", "table": "customers", "op": "insert",
     "row_id": "c0000000-0000-4000-8000-000000000002", "data": {"name": "Twin B"}}'::jsonb,
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000005', 'table', 'customers', 'op', 'insert',
-    'row_id', :'b_c1', 'data', '{"name": "Shop B id"}'::jsonb)
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000005', 'table', 'customers', 'op', 'insert',
+    'row_id', :'b_c1', 'data', '{"name": "Shop B id"}'::jsonb
+  )
 )) as p1 \gset
 
 -- TEST: an insert of an existing id is an id_exists conflict with the server row

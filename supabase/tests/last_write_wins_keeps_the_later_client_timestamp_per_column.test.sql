@@ -55,7 +55,10 @@ select results_eq(
   'its timestamp is stored as the server''s now(), not 2999 (a later honest edit can beat it)'
 );
 select is(
-  (select client_changed_at from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), now(),
+  (
+    select client_changed_at from public.customers
+    where id = 'c0000000-0000-4000-8000-000000000001'
+  ), now(),
   'the row''s client_changed_at is clamped too'
 );
 set local role authenticated;
@@ -74,7 +77,10 @@ select results_eq(
   'final row: the latest winning name, the merged notes, version 5'
 );
 select is(
-  (select conflicts from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000d1'), 3,
+  (
+    select conflicts from shopsync.push_stats
+    where device_id = 'd0000000-0000-4000-8000-0000000000d1'
+  ), 3,
   'metrics count three conflicts for device 1'
 );
 

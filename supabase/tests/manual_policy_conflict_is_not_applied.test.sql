@@ -57,11 +57,17 @@ select results_eq(
   'the item keeps the server''s quantity'
 );
 select is(
-  (select count(*)::int from shopsync.change_log where row_id in ('f0000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001')),
+  (
+    select count(*)::int from shopsync.change_log
+    where row_id in ('f0000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001')
+  ),
   4, 'the conflicts wrote no change-log entry'
 );
 select is(
-  (select result ->> 'status' from shopsync.push_results where event_id = 'e0000000-0000-4000-8000-000000000005'),
+  (
+    select result ->> 'status' from shopsync.push_results
+    where event_id = 'e0000000-0000-4000-8000-000000000005'
+  ),
   'conflict', 'the conflict outcome is stored, so a replay answers the same'
 );
 

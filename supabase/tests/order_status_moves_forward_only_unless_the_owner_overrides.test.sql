@@ -72,9 +72,13 @@ select results_eq(
   'the order is paid, version 4'
 );
 select is(
-  (select count(*)::int from shopsync.push_results where event_id in (
-    'e0000000-0000-4000-8000-000000000004', 'e0000000-0000-4000-8000-000000000005',
-    'e0000000-0000-4000-8000-000000000006', 'e0000000-0000-4000-8000-000000000007')),
+  (
+    select count(*)::int from shopsync.push_results
+    where event_id in (
+      'e0000000-0000-4000-8000-000000000004', 'e0000000-0000-4000-8000-000000000005',
+      'e0000000-0000-4000-8000-000000000006', 'e0000000-0000-4000-8000-000000000007'
+    )
+  ),
   0, 'rejected transitions left no stored result'
 );
 

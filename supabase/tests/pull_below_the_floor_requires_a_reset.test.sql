@@ -3,7 +3,8 @@
 begin;
 select plan(7);
 
-update shopsync.shop_cursor set floor_seq = 5 where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+update shopsync.shop_cursor set floor_seq = 5
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -33,8 +34,14 @@ select throws_ok(
 
 reset role;
 select is(
-  (select last_cursor from public.devices where id = 'd0000000-0000-4000-8000-0000000000d1'),
-  (select last_seq from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+  (
+    select last_cursor from public.devices
+    where id = 'd0000000-0000-4000-8000-0000000000d1'
+  ),
+  (
+    select last_seq from shopsync.shop_cursor
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  ),
   'the reset pull did not record a cursor below the floor; the full resync recorded the end'
 );
 

@@ -3,7 +3,8 @@
 begin;
 select plan(6);
 
-update shopsync.config set value = '2' where key = 'push_calls_per_minute';
+update shopsync.config set value = '2'
+where key = 'push_calls_per_minute';
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -20,7 +21,10 @@ select throws_ok(
   'PT429', null, 'the third push in a minute is refused with PT429'
 );
 reset role;
-select is((select count(*)::int from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), 0, 'the refused push wrote nothing');
+select is((
+  select count(*)::int from public.customers
+  where id = 'c0000000-0000-4000-8000-000000000001'
+), 0, 'the refused push wrote nothing');
 
 -- TEST: the limit is per device
 set local role authenticated;
@@ -32,7 +36,8 @@ select is(
 
 -- TEST: a new minute resets the window
 reset role;
-update shopsync.device_rate set window_start = window_start - interval '1 minute' where device_id = 'd0000000-0000-4000-8000-0000000000d1';
+update shopsync.device_rate set window_start = window_start - interval '1 minute'
+where device_id = 'd0000000-0000-4000-8000-0000000000d1';
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select lives_ok($$select public.sync_push('d0000000-0000-4000-8000-0000000000d1', '[]')$$, 'the device pushes again in the next minute');

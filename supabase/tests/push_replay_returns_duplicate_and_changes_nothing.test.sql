@@ -3,7 +3,8 @@ begin;
 select plan(10);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/MUG-01') as mug \gset
-select version as v from public.products where id = :'mug' \gset
+select version as v from public.products
+where id = :'mug' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -11,10 +12,14 @@ select public.sync_register_device('d0000000-0000-4000-8000-0000000000a2', 'till
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000a4', 'second till') as reg2 \gset
 
 select jsonb_build_array(
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'insert',
-    'row_id', 'c0000000-0000-4000-8000-000000000001', 'data', '{"name": "Once"}'::jsonb),
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'products', 'op', 'update',
-    'row_id', :'mug', 'base_version', :v, 'data', '{"price": 13.5}'::jsonb)
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'insert',
+    'row_id', 'c0000000-0000-4000-8000-000000000001', 'data', '{"name": "Once"}'::jsonb
+  ),
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'products', 'op', 'update',
+    'row_id', :'mug', 'base_version', :v, 'data', '{"price": 13.5}'::jsonb
+  )
 ) as batch \gset
 
 select public.sync_push('d0000000-0000-4000-8000-0000000000a2', :'batch') as first \gset
@@ -58,7 +63,10 @@ select results_eq(
   'the product was updated exactly once'
 );
 select is(
-  (select count(*)::int from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), 1,
+  (
+    select count(*)::int from public.customers
+    where id = 'c0000000-0000-4000-8000-000000000001'
+  ), 1,
   'the customer exists once'
 );
 
@@ -67,9 +75,11 @@ set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "bbbbbbbb-0000-4000-8000-000000000000"}}';
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000b1', 'till') as regb \gset
 select is(
-  public.sync_push('d0000000-0000-4000-8000-0000000000b1',
+  public.sync_push(
+    'd0000000-0000-4000-8000-0000000000b1',
     '[{"event_id": "e0000000-0000-4000-8000-000000000001", "table": "customers", "op": "insert",
-       "row_id": "c0000000-0000-4000-8000-0000000000b1", "data": {"name": "B"}}]') #>> '{results,0,status}',
+       "row_id": "c0000000-0000-4000-8000-0000000000b1", "data": {"name": "B"}}]'
+  ) #>> '{results,0,status}',
   'applied',
   'the same event id in another shop is a new event'
 );

@@ -4,8 +4,10 @@ begin;
 select plan(13);
 
 -- start from a known seat count: no active device, five seats (rolled back at the end)
-update public.devices set revoked_at = now() where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and revoked_at is null;
-update public.licenses set max_devices = 5 where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+update public.devices set revoked_at = now()
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and revoked_at is null;
+update public.licenses set max_devices = 5
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -15,7 +17,10 @@ select public.sync_register_device('d0000000-0000-4000-8000-000000000001', 'till
 select is((:'first'::jsonb) ->> 'shop_id', 'aaaaaaaa-0000-4000-8000-000000000000', 'the device joins the caller''s shop');
 select is((:'first'::jsonb) ->> 'role', 'staff', 'the answer names the caller''s role');
 select is((:'again'::jsonb) ->> 'registered_at', (:'first'::jsonb) ->> 'registered_at', 'registering again changes nothing');
-select is((select count(*)::int from public.devices where id = 'd0000000-0000-4000-8000-000000000001'), 1, 'one device row');
+select is((
+  select count(*)::int from public.devices
+  where id = 'd0000000-0000-4000-8000-000000000001'
+), 1, 'one device row');
 
 -- TEST: the licence's max_devices is enforced
 select public.sync_register_device('d0000000-0000-4000-8000-000000000002', 'till 2') as r2 \gset
@@ -34,7 +39,8 @@ select lives_ok(
 -- TEST: a revoked device can neither re-register nor sync, and frees its seat
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
-update public.devices set revoked_at = now() where id = 'd0000000-0000-4000-8000-000000000001';
+update public.devices set revoked_at = now()
+where id = 'd0000000-0000-4000-8000-000000000001';
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select throws_ok(

@@ -16,9 +16,15 @@ select lives_ok(
 );
 
 -- TEST: catalog: RLS, policies to authenticated, shop_id index, triggers, no anon grant
-select ok((select relrowsecurity from pg_class where oid = 'public.loyalty_cards'::regclass), 'RLS is enabled');
+select ok((
+  select relrowsecurity from pg_class
+  where oid = 'public.loyalty_cards'::regclass
+), 'RLS is enabled');
 select is(
-  (select array_agg(policyname::text order by policyname) from pg_policies where tablename = 'loyalty_cards' and roles = '{authenticated}'),
+  (
+    select array_agg(policyname::text order by policyname) from pg_policies
+    where tablename = 'loyalty_cards' and roles = '{authenticated}'
+  ),
   array['loyalty_cards_insert', 'loyalty_cards_select', 'loyalty_cards_update'],
   'select, insert and update policies for authenticated'
 );
@@ -29,7 +35,10 @@ select ok((select version from shopsync.schema_state) > :v0, 'the schema version
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
 select is(
-  (select t ->> 'policy' from jsonb_array_elements(public.sync_schema() -> 'tables') as t where t ->> 'name' = 'loyalty_cards'),
+  (
+    select t ->> 'policy' from jsonb_array_elements(public.sync_schema() -> 'tables') as t
+    where t ->> 'name' = 'loyalty_cards'
+  ),
   'last_write_wins', 'sync_schema lists the new table with its policy'
 );
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000d1', 'till') as r1 \gset
@@ -46,8 +55,10 @@ select is(
   'insert and update apply; an unknown column is rejected'
 );
 select is(
-  (select jsonb_agg(c ->> 'op') from jsonb_array_elements(public.sync_pull('d0000000-0000-4000-8000-0000000000d1', 0, 5000) -> 'changes') as c
-   where c ->> 'table' = 'loyalty_cards'),
+  (
+    select jsonb_agg(c ->> 'op') from jsonb_array_elements(public.sync_pull('d0000000-0000-4000-8000-0000000000d1', 0, 5000) -> 'changes') as c
+    where c ->> 'table' = 'loyalty_cards'
+  ),
   '["insert", "update"]'::jsonb, 'both writes are pulled from the change log'
 );
 select results_eq(

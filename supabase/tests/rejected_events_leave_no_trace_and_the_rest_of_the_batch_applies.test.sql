@@ -5,9 +5,15 @@ select plan(21);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'bbbbbbbb-0000-4000-8000-000000000000/C-0001') as b_c1 \gset
-select version as a_v from public.customers where id = :'a_c1' \gset
-select name as b_name, version as b_v from public.customers where id = :'b_c1' \gset
-select last_seq as s0 from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select version as a_v from public.customers
+where id = :'a_c1' \gset
+select
+  name as b_name,
+  version as b_v
+from public.customers
+where id = :'b_c1' \gset
+select last_seq as s0 from shopsync.shop_cursor
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -65,18 +71,28 @@ select is((:'r'::jsonb) #>> '{results,12,reason}', 'invalid_event', 'an event th
 select is((:'r'::jsonb) #>> '{results,13,reason}', 'invalid_op', 'an unknown op');
 select is((:'r'::jsonb) #>> '{results,14,reason}', 'missing_base_version', 'an update without base_version');
 select ok(
-  (select bool_and(coalesce(x ->> 'message', '') <> '') from jsonb_array_elements((:'r'::jsonb) -> 'results') as x
-   where x ->> 'status' = 'rejected' and x ->> 'reason' not in ('invalid_event', 'invalid_op', 'missing_base_version')),
+  (
+    select bool_and(coalesce(x ->> 'message', '') <> '') from jsonb_array_elements((:'r'::jsonb) -> 'results') as x
+    where x ->> 'status' = 'rejected' and x ->> 'reason' not in ('invalid_event', 'invalid_op', 'missing_base_version')
+  ),
   'every rejection past the shape checks explains itself in message'
 );
 
 reset role;
 -- TEST: rejected events leave no row, no change-log entry, no stored result
 select is(
-  (select count(*)::int from (
-    select id from public.customers union all select id from public.products union all select id from public.order_items
-  ) as t where t.id::text like 'c0000000-0000-4000-8000-0000000000%'
-    and t.id not in ('c0000000-0000-4000-8000-000000000000', 'c0000000-0000-4000-8000-000000000009')),
+  (
+    select count(*)::int from (
+      select id from public.customers
+      union all
+      select id from public.products
+      union all
+      select id from public.order_items
+    ) as t
+    where
+      t.id::text like 'c0000000-0000-4000-8000-0000000000%'
+      and t.id not in ('c0000000-0000-4000-8000-000000000000', 'c0000000-0000-4000-8000-000000000009')
+  ),
   0,
   'no rejected insert left a row'
 );
@@ -86,25 +102,37 @@ select results_eq(
   'shop B''s row is untouched'
 );
 select is(
-  (select count(*)::int from shopsync.change_log where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0),
+  (
+    select count(*)::int from shopsync.change_log
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and seq > :s0
+  ),
   3,
   'only the three good events reached the change log'
 );
 select is(
-  (select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000a2'),
+  (
+    select count(*)::int from shopsync.push_results
+    where device_id = 'd0000000-0000-4000-8000-0000000000a2'
+  ),
   3,
   'only the three good events have a stored result'
 );
 
 -- TEST: the good events applied, including the one sharing a table with a check violation
-select is((select name from public.products where id = 'c0000000-0000-4000-8000-000000000009'), 'Good product', 'the good product exists');
+select is((
+  select name from public.products
+  where id = 'c0000000-0000-4000-8000-000000000009'
+), 'Good product', 'the good product exists');
 select results_eq(
   format('select notes, version from public.customers where id = %L', :'a_c1'),
   format($$values ('still applied'::text, %s::bigint)$$, :a_v + 1),
   'the good update applied once (the rejected read-only update of the same row did not)'
 );
 select is(
-  (select rejected from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000a2'), 12,
+  (
+    select rejected from shopsync.push_stats
+    where device_id = 'd0000000-0000-4000-8000-0000000000a2'
+  ), 12,
   'metrics count twelve rejections'
 );
 

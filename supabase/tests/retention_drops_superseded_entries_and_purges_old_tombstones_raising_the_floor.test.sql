@@ -7,29 +7,40 @@ select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaa
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0002') as c2 \gset
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/MUG-01') as mug \gset
 
-select version + 2 as c1_last from public.customers where id = :'c1' \gset
+select version + 2 as c1_last from public.customers
+where id = :'c1' \gset
 
 -- c1 updated twice (two superseded entries), c2 deleted, the mug deleted but referenced by a live order item
-update public.customers set notes = 'v2' where id = :'c1';
-update public.customers set notes = 'v3' where id = :'c1';
-update public.customers set deleted_at = now() where id = :'c2';
+update public.customers set notes = 'v2'
+where id = :'c1';
+update public.customers set notes = 'v3'
+where id = :'c1';
+update public.customers set deleted_at = now()
+where id = :'c2';
 insert into public.orders (id, shop_id, total) values ('f0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000000', 12);
 insert into public.order_items (id, shop_id, order_id, product_id, quantity, unit_price)
 values ('10000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000000', 'f0000000-0000-4000-8000-000000000001', :'mug', 1, 12);
-update public.products set deleted_at = now() where id = :'mug';
+update public.products set deleted_at = now()
+where id = :'mug';
 -- age everything so the retention windows have passed (triggers off: they would keep deleted_at)
 set local session_replication_role = replica;
 update shopsync.change_log set changed_at = changed_at - interval '1 day';
-update public.customers set deleted_at = deleted_at - interval '1 day' where deleted_at is not null;
-update public.products set deleted_at = deleted_at - interval '1 day' where deleted_at is not null;
+update public.customers set deleted_at = deleted_at - interval '1 day'
+where deleted_at is not null;
+update public.products set deleted_at = deleted_at - interval '1 day'
+where deleted_at is not null;
 set local session_replication_role = origin;
-select max(seq) as c2_delete_seq from shopsync.change_log where row_id = :'c2' \gset
-select max(seq) as a_last from shopsync.change_log where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select max(seq) as c2_delete_seq from shopsync.change_log
+where row_id = :'c2' \gset
+select max(seq) as a_last from shopsync.change_log
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
 -- shop C: a live row with history and no tombstone
 insert into public.shops (id, name) values ('cccccccc-0000-4000-8000-000000000000', 'Shop C');
 insert into public.customers (id, shop_id, name) values ('c0000000-0000-4000-8000-0000000000c1', 'cccccccc-0000-4000-8000-000000000000', 'C1');
-update public.customers set notes = 'v2' where id = 'c0000000-0000-4000-8000-0000000000c1';
-update shopsync.change_log set changed_at = changed_at - interval '1 day' where shop_id = 'cccccccc-0000-4000-8000-000000000000';
+update public.customers set notes = 'v2'
+where id = 'c0000000-0000-4000-8000-0000000000c1';
+update shopsync.change_log set changed_at = changed_at - interval '1 day'
+where shop_id = 'cccccccc-0000-4000-8000-000000000000';
 
 select lives_ok(
   $$select shopsync.run_retention('0 seconds', '0 seconds')$$,
@@ -43,32 +54,62 @@ select results_eq(
   'only the latest entry of an updated row remains'
 );
 select is(
-  (select count(*)::int from shopsync.change_log as cl
-   where exists (select 1 from shopsync.change_log as n where n.shop_id = cl.shop_id and n.table_name = cl.table_name
-                 and n.row_id = cl.row_id and n.version > cl.version)),
+  (
+    select count(*)::int from shopsync.change_log as cl
+    where exists (
+      select 1
+      from shopsync.change_log as n
+      where
+        n.shop_id = cl.shop_id and n.table_name = cl.table_name
+        and n.row_id = cl.row_id and n.version > cl.version
+    )
+  ),
   0, 'no superseded entry remains'
 );
 select is(
-  (select count(*)::int from public.customers where deleted_at is null and shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
-     and id not in (select row_id from shopsync.change_log)),
+  (
+    select count(*)::int
+    from public.customers
+    where
+      deleted_at is null and shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+      and id not in (select cl.row_id from shopsync.change_log as cl)
+  ),
   0, 'every live customer still has an entry to pull'
 );
 
 -- TEST: old tombstones and their entries are purged
-select is((select count(*)::int from public.customers where id = :'c2'), 0, 'the old tombstone is purged');
-select is((select count(*)::int from shopsync.change_log where row_id = :'c2'), 0, 'its entries are gone');
+select is((
+  select count(*)::int from public.customers
+  where id = :'c2'
+), 0, 'the old tombstone is purged');
+select is((
+  select count(*)::int from shopsync.change_log
+  where row_id = :'c2'
+), 0, 'its entries are gone');
 
 -- TEST: a tombstone still referenced by a live row is kept (purging it would break the reference)
-select isnt((select deleted_at from public.products where id = :'mug'), null, 'the referenced deleted product is kept');
-select is((select count(*)::int from public.order_items where id = '10000000-0000-4000-8000-000000000001'), 1, 'the live order item is intact');
+select isnt((
+  select deleted_at from public.products
+  where id = :'mug'
+), null, 'the referenced deleted product is kept');
+select is((
+  select count(*)::int from public.order_items
+  where id = '10000000-0000-4000-8000-000000000001'
+), 1, 'the live order item is intact');
 
 -- TEST: the floor rises above the purged entries, per shop
 select ok(
-  (select floor_seq from shopsync.shop_cursor where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000') >= :c2_delete_seq,
+  (
+    select floor_seq from shopsync.shop_cursor
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  ) >= :c2_delete_seq,
   'shop A''s floor is at least the purged delete''s seq'
 );
 select is(
-  (select floor_seq from shopsync.shop_cursor where shop_id = 'cccccccc-0000-4000-8000-000000000000'),
+  (
+    select floor_seq from shopsync.shop_cursor
+    where shop_id = 'cccccccc-0000-4000-8000-000000000000'
+  ),
   0::bigint, 'a shop with no purged tombstone keeps its floor (dropping superseded entries does not raise it)'
 );
 

@@ -37,7 +37,10 @@ select throws_ok(
 
 reset role;
 select is(
-  (select count(*)::int from public.customers where id in ('c0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000002')),
+  (
+    select count(*)::int from public.customers
+    where id in ('c0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000002')
+  ),
   0,
   'nothing the revoked member tried was written'
 );

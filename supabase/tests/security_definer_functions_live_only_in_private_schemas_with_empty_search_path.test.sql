@@ -1,7 +1,7 @@
 -- Threat closed: a security definer function callable through the API (it would run as its owner
 -- and skip RLS), or one whose search_path lets a caller shadow the objects it uses.
 begin;
-select plan(5);
+select plan(4);
 
 -- TEST: no security definer function in an exposed schema
 select is_empty(
@@ -26,8 +26,10 @@ select is_empty(
 
 -- TEST: the tenancy helpers are security definer (they must read shop_members under RLS)
 select ok(
-  (select bool_and(p.prosecdef) from pg_proc as p
-   where p.oid in ('shopsync.current_shop_id()'::regprocedure, 'shopsync.current_shop_role()'::regprocedure)),
+  (
+    select bool_and(p.prosecdef) from pg_proc as p
+    where p.oid in ('shopsync.current_shop_id()'::regprocedure, 'shopsync.current_shop_role()'::regprocedure)
+  ),
   'current_shop_id() and current_shop_role() are security definer'
 );
 
@@ -41,24 +43,7 @@ select is_empty(
   'every function in public sets search_path = '''''
 );
 
--- TEST: the only private security definer functions API roles may call are guarded entry points
--- (each checks the caller itself). Per-schema default privileges cannot revoke PUBLIC's execute,
--- so anything else (retention, the rate counter, push internals) must be revoked explicitly.
-select is_empty(
-  $$
-    select p.oid::regprocedure::text
-    from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
-    where n.nspname = 'shopsync' and p.prosecdef and p.prorettype <> 'trigger'::regtype
-      and (has_function_privilege('authenticated', p.oid, 'execute') or has_function_privilege('anon', p.oid, 'execute'))
-      and p.oid not in (
-        'shopsync.current_membership()'::regprocedure, 'shopsync.current_shop_id()'::regprocedure,
-        'shopsync.current_shop_role()'::regprocedure, 'shopsync.push(uuid, jsonb)'::regprocedure,
-        'shopsync.pull(uuid, bigint, integer)'::regprocedure, 'shopsync.register_device(uuid, text, text)'::regprocedure,
-        'shopsync.describe_schema()'::regprocedure, 'shopsync.metrics()'::regprocedure
-      )
-  $$,
-  'authenticated and anon can execute no unguarded security definer function'
-);
+-- (Which shopsync functions API roles may execute: only_the_entry_points_of_shopsync_are_executable_by_api_roles.)
 
 select * from finish();
 rollback;

@@ -4,8 +4,14 @@ begin;
 select plan(7);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/currency') as cur \gset
-select version as v, (select count(*) from shopsync.change_log where row_id = :'cur') as log_n
-from public.shop_settings where id = :'cur' \gset
+select
+  version as v,
+  (
+    select count(*) from shopsync.change_log as cl
+    where cl.row_id = :'cur'
+  ) as log_n
+from public.shop_settings
+where id = :'cur' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -14,11 +20,13 @@ select public.sync_register_device('d0000000-0000-4000-8000-0000000000d2', 'phon
 
 select public.sync_push('d0000000-0000-4000-8000-0000000000d2', jsonb_build_array(jsonb_build_object(
   'event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'shop_settings', 'op', 'update',
-  'row_id', :'cur', 'base_version', :v, 'data', '{"value": "USD"}'::jsonb, 'client_ts', '2020-01-01T00:00:00Z'))) as p1 \gset
+  'row_id', :'cur', 'base_version', :v, 'data', '{"value": "USD"}'::jsonb, 'client_ts', '2020-01-01T00:00:00Z'
+))) as p1 \gset
 -- a later client_ts does not help under server_wins
 select public.sync_push('d0000000-0000-4000-8000-0000000000d1', jsonb_build_array(jsonb_build_object(
   'event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'shop_settings', 'op', 'update',
-  'row_id', :'cur', 'base_version', :v, 'data', '{"value": "GBP"}'::jsonb, 'client_ts', '2021-01-01T00:00:00Z'))) as p2 \gset
+  'row_id', :'cur', 'base_version', :v, 'data', '{"value": "GBP"}'::jsonb, 'client_ts', '2021-01-01T00:00:00Z'
+))) as p2 \gset
 
 select is((:'p1'::jsonb) #>> '{results,0,status}', 'applied', 'the first owner update applies');
 -- TEST: the stale overlapping update is a conflict carrying the server's row
@@ -35,7 +43,11 @@ select results_eq(
   'the setting keeps the server''s value and version'
 );
 select is(
-  (select count(*)::int from shopsync.change_log where row_id = :'cur'), (:log_n + 1)::int,
+  (
+    select count(*)::int from shopsync.change_log
+    where row_id = :'cur'
+  ), (:log_n + 1
+  )::int,
   'the conflict wrote no change-log entry'
 );
 

@@ -4,10 +4,17 @@ begin;
 select plan(11);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/currency') as a_cur \gset
-select value as cur_value, version as cur_v from public.shop_settings where id = :'a_cur' \gset
-select max_devices as max_dev from public.licenses where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
-select name as shop_name from public.shops where id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
-select count(*) as revoked_n from public.devices where revoked_at is not null \gset
+select
+  value as cur_value,
+  version as cur_v
+from public.shop_settings
+where id = :'a_cur' \gset
+select max_devices as max_dev from public.licenses
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select name as shop_name from public.shops
+where id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
+select count(*) as revoked_n from public.devices
+where revoked_at is not null \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -18,7 +25,8 @@ select throws_ok(
   $$insert into public.shop_members (shop_id, user_id, role) values ('aaaaaaaa-0000-4000-8000-000000000000', 'b0000000-0000-4000-8000-000000000002', 'owner')$$,
   '42501', null, 'staff cannot add a member'
 );
-update public.shop_members set role = 'owner' where user_id = 'a0000000-0000-4000-8000-000000000002';
+update public.shop_members set role = 'owner'
+where user_id = 'a0000000-0000-4000-8000-000000000002';
 -- TEST: licences
 select throws_ok(
   $$insert into public.licenses (shop_id, max_devices, valid_until) values ('aaaaaaaa-0000-4000-8000-000000000000', 99, now())$$,
@@ -35,10 +43,14 @@ select throws_ok(
 );
 update public.shop_settings set value = '"USD"';
 select public.sync_push('d0000000-0000-4000-8000-0000000000a2', jsonb_build_array(
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'shop_settings', 'op', 'update',
-    'row_id', :'a_cur', 'base_version', :cur_v, 'data', '{"value": "USD"}'::jsonb),
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'insert',
-    'row_id', 'c0000000-0000-4000-8000-000000000001', 'data', '{"name": "Staff may add customers"}'::jsonb)
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'shop_settings', 'op', 'update',
+    'row_id', :'a_cur', 'base_version', :cur_v, 'data', '{"value": "USD"}'::jsonb
+  ),
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'insert',
+    'row_id', 'c0000000-0000-4000-8000-000000000001', 'data', '{"name": "Staff may add customers"}'::jsonb
+  )
 )) as r \gset
 select is((:'r'::jsonb) #>> '{results,0,status}', 'rejected', 'a settings push by staff is rejected');
 select is((:'r'::jsonb) #>> '{results,0,reason}', 'role_forbidden', '... with reason role_forbidden');
@@ -46,7 +58,10 @@ select is((:'r'::jsonb) #>> '{results,1,status}', 'applied', 'staff may still pu
 
 reset role;
 select is(
-  (select role from public.shop_members where user_id = 'a0000000-0000-4000-8000-000000000002'),
+  (
+    select role from public.shop_members
+    where user_id = 'a0000000-0000-4000-8000-000000000002'
+  ),
   'staff', 'staff did not promote themselves'
 );
 select results_eq(
@@ -54,10 +69,16 @@ select results_eq(
   format('values (%s)', :max_dev), 'the licence is unchanged'
 );
 select is(
-  (select count(*)::int from public.devices where revoked_at is not null), :revoked_n::int, 'staff revoked no device'
+  (
+    select count(*)::int from public.devices
+    where revoked_at is not null
+  ), :revoked_n::int, 'staff revoked no device'
 );
 select is(
-  (select name from public.shops where id = 'aaaaaaaa-0000-4000-8000-000000000000'), :'shop_name', 'staff did not rename the shop'
+  (
+    select name from public.shops
+    where id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  ), :'shop_name', 'staff did not rename the shop'
 );
 select results_eq(
   format('select value, version from public.shop_settings where id = %L', :'a_cur'),

@@ -21,18 +21,36 @@ select is_empty(
   'filtering on shop A returns no customers'
 );
 select is(
-  (select count(*)::int from public.customers where id = :'a_c1'),
+  (
+    select count(*)::int from public.customers
+    where id = :'a_c1'
+  ),
   0,
   'a known id of a shop A customer returns no row'
 );
 
 -- TEST: no other table leaks shop A either
 select is(
-  (select count(*)::int from public.products where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000')
-  + (select count(*)::int from public.shop_settings where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000')
-  + (select count(*)::int from public.shops where id = 'aaaaaaaa-0000-4000-8000-000000000000')
-  + (select count(*)::int from public.shop_members where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000')
-  + (select count(*)::int from public.licenses where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+  (
+    select count(*)::int from public.products
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  )
+  + (
+    select count(*)::int from public.shop_settings
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  )
+  + (
+    select count(*)::int from public.shops
+    where id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  )
+  + (
+    select count(*)::int from public.shop_members
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  )
+  + (
+    select count(*)::int from public.licenses
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+  ),
   0,
   'products, settings, shop, members and licence of shop A are invisible to shop B'
 );
@@ -48,8 +66,10 @@ select throws_ok(
 -- TEST: sync_pull from a B device returns only B's changes
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000b1', 'till') as reg \gset
 select is(
-  (select count(*)::int from jsonb_array_elements(public.sync_pull('d0000000-0000-4000-8000-0000000000b1', 0, 5000) -> 'changes') as c
-   where c -> 'row' ->> 'shop_id' <> 'bbbbbbbb-0000-4000-8000-000000000000'),
+  (
+    select count(*)::int from jsonb_array_elements(public.sync_pull('d0000000-0000-4000-8000-0000000000b1', 0, 5000) -> 'changes') as c
+    where c -> 'row' ->> 'shop_id' <> 'bbbbbbbb-0000-4000-8000-000000000000'
+  ),
   0,
   'sync_pull returns no change of another shop'
 );

@@ -5,14 +5,22 @@ select plan(11);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'bbbbbbbb-0000-4000-8000-000000000000/C-0001') as b_c1 \gset
-select name as a_name, version as a_version, (select count(*) from shopsync.change_log where row_id = :'a_c1') as a_log_n
-from public.customers where id = :'a_c1' \gset
+select
+  name as a_name,
+  version as a_version,
+  (
+    select count(*) from shopsync.change_log as cl
+    where cl.row_id = :'a_c1'
+  ) as a_log_n
+from public.customers
+where id = :'a_c1' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "bbbbbbbb-0000-4000-8000-000000000000"}}';
 
 -- TEST: a direct update of an A row from B affects nothing
-update public.customers set name = 'hijacked' where id = :'a_c1';
+update public.customers set name = 'hijacked'
+where id = :'a_c1';
 -- TEST: a direct insert into shop A is refused by RLS
 select throws_ok(
   $$insert into public.customers (id, shop_id, name) values ('c0000000-0000-4000-8000-0000000000b9', 'aaaaaaaa-0000-4000-8000-000000000000', 'intruder')$$,
@@ -31,12 +39,18 @@ select throws_ok(
 -- TEST: push updates and deletes of A rows are rejected as not_found, without leaking the row
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000b1', 'till') as reg \gset
 select public.sync_push('d0000000-0000-4000-8000-0000000000b1', jsonb_build_array(
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'update',
-    'row_id', :'a_c1', 'base_version', 1, 'data', jsonb_build_object('name', 'hijacked'), 'client_ts', now()),
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'delete',
-    'row_id', :'a_c1', 'base_version', 1, 'client_ts', now()),
-  jsonb_build_object('event_id', 'e0000000-0000-4000-8000-000000000003', 'table', 'orders', 'op', 'insert',
-    'row_id', 'f0000000-0000-4000-8000-0000000000b1', 'data', jsonb_build_object('customer_id', :'a_c1', 'total', 5), 'client_ts', now())
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000001', 'table', 'customers', 'op', 'update',
+    'row_id', :'a_c1', 'base_version', 1, 'data', jsonb_build_object('name', 'hijacked'), 'client_ts', now()
+  ),
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000002', 'table', 'customers', 'op', 'delete',
+    'row_id', :'a_c1', 'base_version', 1, 'client_ts', now()
+  ),
+  jsonb_build_object(
+    'event_id', 'e0000000-0000-4000-8000-000000000003', 'table', 'orders', 'op', 'insert',
+    'row_id', 'f0000000-0000-4000-8000-0000000000b1', 'data', jsonb_build_object('customer_id', :'a_c1', 'total', 5), 'client_ts', now()
+  )
 )) as r \gset
 select is((:'r'::jsonb) #>> '{results,0,status}', 'rejected', 'push update of an A row from B is rejected');
 select is((:'r'::jsonb) #>> '{results,0,reason}', 'not_found', '... with reason not_found');
@@ -53,12 +67,18 @@ select results_eq(
   'the shop A customer is untouched: name, version and deleted_at as before'
 );
 select is(
-  (select count(*)::int from shopsync.change_log where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and row_id = :'a_c1'),
+  (
+    select count(*)::int from shopsync.change_log
+    where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and row_id = :'a_c1'
+  ),
   :a_log_n::int,
   'shop A change log got no entry for that customer'
 );
 select is(
-  (select count(*)::int from public.orders where id = 'f0000000-0000-4000-8000-0000000000b1'),
+  (
+    select count(*)::int from public.orders
+    where id = 'f0000000-0000-4000-8000-0000000000b1'
+  ),
   0,
   'the rejected order was not written'
 );

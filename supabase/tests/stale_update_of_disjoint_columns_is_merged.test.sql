@@ -50,11 +50,17 @@ select results_eq(
   'the order holds both devices'' changes'
 );
 select is(
-  (select changed_columns from shopsync.change_log where row_id = 'c0000000-0000-4000-8000-000000000001' and version = 3),
+  (
+    select changed_columns from shopsync.change_log
+    where row_id = 'c0000000-0000-4000-8000-000000000001' and version = 3
+  ),
   array['phone'], 'the merge logs only the merged column'
 );
 select is(
-  (select merged from shopsync.push_stats where device_id = 'd0000000-0000-4000-8000-0000000000d1'), 2,
+  (
+    select merged from shopsync.push_stats
+    where device_id = 'd0000000-0000-4000-8000-0000000000d1'
+  ), 2,
   'metrics count two merges for device 1'
 );
 

@@ -3,7 +3,8 @@ begin;
 select plan(9);
 
 -- today's statistics start empty for shop A (rolled back at the end)
-delete from shopsync.push_stats where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+delete from shopsync.push_stats
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';

@@ -35,7 +35,10 @@ select results_eq(
   'the tombstone was not edited'
 );
 select isnt(
-  (select deleted_at from public.customers where id = 'c0000000-0000-4000-8000-000000000001'), null,
+  (
+    select deleted_at from public.customers
+    where id = 'c0000000-0000-4000-8000-000000000001'
+  ), null,
   'the row stays deleted'
 );
 

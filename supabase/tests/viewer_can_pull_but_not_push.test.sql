@@ -3,7 +3,8 @@ begin;
 select plan(7);
 
 select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaaaaaa-0000-4000-8000-000000000000/C-0001') as a_c1 \gset
-select name as a_c1_name from public.customers where id = :'a_c1' \gset
+select name as a_c1_name from public.customers
+where id = :'a_c1' \gset
 
 set local role authenticated;
 set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000003", "role": "authenticated", "app_metadata": {"shop_id": "aaaaaaaa-0000-4000-8000-000000000000"}}';
@@ -29,16 +30,23 @@ select throws_ok(
   $$insert into public.customers (id, shop_id, name) values ('c0000000-0000-4000-8000-000000000003', 'aaaaaaaa-0000-4000-8000-000000000000', 'x')$$,
   '42501', null, 'a viewer cannot insert directly'
 );
-update public.customers set name = 'changed by viewer' where id = :'a_c1';
+update public.customers set name = 'changed by viewer'
+where id = :'a_c1';
 
 reset role;
 select is(
-  (select name from public.customers where id = :'a_c1'),
+  (
+    select name from public.customers
+    where id = :'a_c1'
+  ),
   :'a_c1_name',
   'a viewer''s direct update changes nothing'
 );
 select is(
-  (select count(*)::int from shopsync.push_results where device_id = 'd0000000-0000-4000-8000-0000000000a3'),
+  (
+    select count(*)::int from shopsync.push_results
+    where device_id = 'd0000000-0000-4000-8000-0000000000a3'
+  ),
   0,
   'the refused push left no stored result'
 );

@@ -8,10 +8,14 @@ set local "request.jwt.claims" = '{"sub": "a0000000-0000-4000-8000-000000000002"
 
 -- TEST: a direct insert gets version 1 and server timestamps, whatever the writer sends
 insert into public.customers (id, shop_id, name, version, created_at, updated_at, deleted_at)
-values ('c0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000000', 'Clock Test', 42,
-        '2000-01-01', '2000-01-01', null),
-       ('c0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-000000000000', 'Born deleted', 7,
-        '2000-01-01', '2000-01-01', '2000-01-01');
+values (
+  'c0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000000', 'Clock Test', 42,
+  '2000-01-01', '2000-01-01', null
+),
+(
+  'c0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-000000000000', 'Born deleted', 7,
+  '2000-01-01', '2000-01-01', '2000-01-01'
+);
 select results_eq(
   $$select version, created_at, updated_at, deleted_at from public.customers
     where id in ('c0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000002') order by id$$,
@@ -28,7 +32,10 @@ select results_eq(
   'update: version + 1 (not the written 100), created_at kept, updated_at = now()'
 );
 select is(
-  (select last_device_id from public.customers where id = 'c0000000-0000-4000-8000-000000000001'),
+  (
+    select last_device_id from public.customers
+    where id = 'c0000000-0000-4000-8000-000000000001'
+  ),
   null,
   'a direct write records no device'
 );
@@ -68,7 +75,8 @@ select results_eq(
 );
 
 -- TEST: a later write cannot move deleted_at
-update public.customers set deleted_at = '2000-01-01', notes = 'x' where id = 'c0000000-0000-4000-8000-000000000001';
+update public.customers set deleted_at = '2000-01-01', notes = 'x'
+where id = 'c0000000-0000-4000-8000-000000000001';
 select results_eq(
   $$select version, deleted_at from public.customers where id = 'c0000000-0000-4000-8000-000000000001'$$,
   $$select 5::bigint, now()$$,
