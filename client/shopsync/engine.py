@@ -112,17 +112,28 @@ class SyncClient:
         Never two at once: a second caller waits for the running sync, then runs its own.
         Whole-call failures do not raise; they are in ``result.errors`` (see ``raise_for_errors``).
         """
+        return self._run(push=True, pull=True)
+
+    def push(self) -> SyncResult:
+        """Only push the outbox (no pull)."""
+        return self._run(push=True, pull=False)
+
+    def pull(self) -> SyncResult:
+        """Only pull (pending local edits stay on top of the pulled rows)."""
+        return self._run(push=False, pull=True)
+
+    def _run(self, *, push: bool, pull: bool) -> SyncResult:
         with self._sync_lock:
             self._is_syncing = True
             try:
-                result = self._sync()
+                result = self._sync(push, pull)
             finally:
                 self._is_syncing = False
         for cb in list(self._listeners):
             cb(result)
         return result
 
-    def _sync(self) -> SyncResult:
+    def _sync(self, push: bool, pull: bool) -> SyncResult:
         result = SyncResult()
         try:
             if self.store.get_meta("registered_at") is None:
@@ -131,8 +142,8 @@ class SyncClient:
                 self.refresh_schema()
         except ShopSyncError as exc:
             return self._finish(result, exc)
-        push_error = self._push_all(result)
-        if push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError)):
+        push_error = self._push_all(result) if push else None
+        if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
             self._pull_all(result)  # a refused push does not stop pulls
         return self._finish(result, None)
 
