@@ -258,6 +258,8 @@ class SyncClient:
         version = server_row.get("version")
         if cur is not None and cur["version"] is not None and version is not None and version < cur["version"]:
             return  # we already hold a newer server version
+        if cur is not None and cur["sync_state"] == "failed" and version == cur["version"]:
+            return  # a rejected edit stays visible (failed, last_error) until the server has news
         values = dict(server_row)
         conflict = store.conflict_log.open_for_row(spec.name, row_id)
         if conflict:
