@@ -29,6 +29,14 @@ def snapshot(store: Any) -> dict[tuple[str, str], tuple[Any, ...]]:
     return out
 
 
+def shared_rows(make_device: Any, table: str, *values: dict[str, Any]) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Two devices of shop A that both hold the rows a1 created and synced."""
+    a1 = make_device("a1")
+    rows = [a1.store.insert(table, v) for v in values]
+    a1.client.sync().raise_for_errors()
+    return a1, make_device("a2"), rows
+
+
 def test_three_devices_in_two_shops_converge_whatever_the_sync_order(make_device: Any, sql: Any) -> None:
     a1 = make_device("a1", "staff@shop-a.test")
     a2 = make_device("a2", "owner@shop-a.test")
@@ -69,10 +77,7 @@ def test_three_devices_in_two_shops_converge_whatever_the_sync_order(make_device
 
 
 def test_disjoint_field_edits_merge(make_device: Any) -> None:
-    a1 = make_device("a1")
-    cust = a1.store.insert("customers", {"name": "Merge Me"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (cust,) = shared_rows(make_device, "customers", {"name": "Merge Me"})
     a1.store.update("customers", cust["id"], {"email": "m@x.test"})
     a2.store.update("customers", cust["id"], {"phone": "555"})
     assert a1.client.sync().applied == 1
@@ -85,10 +90,7 @@ def test_disjoint_field_edits_merge(make_device: Any) -> None:
 
 
 def test_customers_last_write_wins_per_column(make_device: Any) -> None:
-    a1 = make_device("a1")
-    cust = a1.store.insert("customers", {"name": "Lww", "email": "old@x.test"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (cust,) = shared_rows(make_device, "customers", {"name": "Lww", "email": "old@x.test"})
     # a1 edits first (earlier client_ts), a2 later; a2 syncs first, a1 second.
     a1.store.update("customers", cust["id"], {"name": "Early name", "email": "early@x.test"})
     a2.store.update("customers", cust["id"], {"name": "Late name"})
@@ -117,10 +119,7 @@ def test_customers_last_write_wins_per_column(make_device: Any) -> None:
 @pytest.mark.parametrize("keep", ["local", "remote", {"total": "25.00", "status": "paid"}],
                          ids=["keep-local", "keep-remote", "keep-custom"])
 def test_orders_manual_conflict_is_kept_until_resolved(make_device: Any, keep: Any) -> None:
-    a1 = make_device("a1")
-    order = a1.store.insert("orders", {"total": "10.00"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (order,) = shared_rows(make_device, "orders", {"total": "10.00"})
     a1.store.update("orders", order["id"], {"total": "20.00", "status": "paid"})
     a2.store.update("orders", order["id"], {"total": "30.00"})
     assert a1.client.sync().applied == 1
@@ -151,10 +150,7 @@ def test_orders_manual_conflict_is_kept_until_resolved(make_device: Any, keep: A
 
 def test_a_conflict_resolved_on_one_device_settles_the_other(make_device: Any) -> None:
     """Both sides edited; the device that got the conflict takes the other side's values."""
-    a1 = make_device("a1")
-    order = a1.store.insert("orders", {"total": "1.00"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (order,) = shared_rows(make_device, "orders", {"total": "1.00"})
     a2.store.update("orders", order["id"], {"total": "2.00"})
     a1.store.update("orders", order["id"], {"total": "3.00"})
     a2.client.sync()
@@ -191,11 +187,7 @@ def test_shop_settings_server_wins_and_only_owners_write(make_device: Any) -> No
 
 
 def test_delete_versus_update(make_device: Any) -> None:
-    a1 = make_device("a1")
-    gone = a1.store.insert("customers", {"name": "To delete"})
-    kept = a1.store.insert("customers", {"name": "Deleted early"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (gone, kept) = shared_rows(make_device, "customers", {"name": "To delete"}, {"name": "Deleted early"})
 
     # Delete syncs first, then the update: the update hits a tombstone.
     a1.store.delete("customers", gone["id"])
@@ -220,10 +212,7 @@ def test_delete_versus_update(make_device: Any) -> None:
 
 
 def test_pulled_rows_do_not_overwrite_pending_local_edits(make_device: Any) -> None:
-    a1 = make_device("a1")
-    cust = a1.store.insert("customers", {"name": "On top"})
-    a1.client.sync().raise_for_errors()
-    a2 = make_device("a2")
+    a1, a2, (cust,) = shared_rows(make_device, "customers", {"name": "On top"})
     a2.store.update("customers", cust["id"], {"phone": "999", "name": "Theirs"})
     a1.store.update("customers", cust["id"], {"notes": "local note", "name": "Mine"})
     a2.client.sync().raise_for_errors()

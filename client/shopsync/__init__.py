@@ -7,19 +7,8 @@ background). Errors are :class:`ShopSyncError` subclasses (see :mod:`shopsync.er
 
 from .conflicts import Conflict
 from .engine import SyncClient
-from .errors import (
-    AuthError,
-    DeviceError,
-    ForbiddenError,
-    InvalidValueError,
-    LicenceError,
-    NotFoundError,
-    ProtocolError,
-    RateLimitedError,
-    SchemaError,
-    ShopSyncError,
-    TransportError,
-)
+from . import errors as _errors
+from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
 from .status import Rejection, SyncResult, SyncStatus
@@ -42,15 +31,5 @@ __all__ = [
     "SYNC_STATES",
     "Transport",
     "SupabaseTransport",
-    "ShopSyncError",
-    "TransportError",
-    "RateLimitedError",
-    "LicenceError",
-    "AuthError",
-    "ForbiddenError",
-    "DeviceError",
-    "ProtocolError",
-    "SchemaError",
-    "InvalidValueError",
-    "NotFoundError",
+    *_errors.__all__,
 ]

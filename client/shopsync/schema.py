@@ -26,8 +26,11 @@ from .errors import InvalidValueError, SchemaError
 __all__ = ["ColumnSpec", "TableSpec", "Schema", "utc_now_iso", "normalize_timestamp"]
 
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
-_INTEGER_TYPES = {"smallint", "integer", "bigint"}
-_TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone"}
+_KINDS = {
+    "smallint": "integer", "integer": "integer", "bigint": "integer", "boolean": "boolean",
+    "json": "json", "jsonb": "json", "date": "date", "real": "real", "double precision": "real",
+    "timestamp with time zone": "timestamp", "timestamp without time zone": "timestamp",
+}
 
 
 def utc_now_iso() -> str:
@@ -62,22 +65,8 @@ class ColumnSpec:
 
     @property
     def kind(self) -> str:
-        t = self.type
-        if _NUMERIC.match(t):
-            return "numeric"
-        if t in _INTEGER_TYPES:
-            return "integer"
-        if t == "boolean":
-            return "boolean"
-        if t in ("json", "jsonb"):
-            return "json"
-        if t in _TIMESTAMP_TYPES:
-            return "timestamp"
-        if t == "date":
-            return "date"
-        if t in ("real", "double precision"):
-            return "real"
-        return "text"  # uuid, text, varchar and anything else travel as text
+        """How values of this column are handled; uuid, text, varchar and anything else are text."""
+        return "numeric" if _NUMERIC.match(self.type) else _KINDS.get(self.type, "text")
 
     @property
     def scale(self) -> int | None:
@@ -159,15 +148,9 @@ class ColumnSpec:
         return stored
 
     def to_wire(self, stored: Any) -> Any:
-        """A stored value as sync_push carries it (numeric as an exact decimal string)."""
-        if stored is None:
-            return None
-        kind = self.kind
-        if kind == "boolean":
-            return bool(stored)
-        if kind == "json":
-            return json.loads(stored)
-        return stored
+        """A stored value as sync_push carries it: as the app sees it, but numeric as an exact
+        decimal string (never a float)."""
+        return stored if self.kind == "numeric" else self.to_app(stored)
 
 
 @dataclass(frozen=True)
