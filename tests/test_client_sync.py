@@ -343,3 +343,42 @@ def test_an_expired_token_is_refreshed_once(make_device: Any, client_stack: Any)
     dev = make_device("t1", access_token=token)
     dev.store.insert("customers", {"name": "Fresh token"})
     assert dev.client.sync().ok and len(calls) == 2
+
+
+def test_a_lost_answer_does_not_mask_newer_server_values(make_device: Any) -> None:
+    """The insert committed but its answer was lost; another device renamed the row; a pull came
+    before the retry. After the retry (duplicate) the row shows the server's newer name."""
+    a1 = make_device("a1", transport_wrapper=DropFirstPushResponse)
+    cust = a1.store.insert("customers", {"name": "First name"})
+    assert not a1.client.sync().ok
+    a2 = make_device("a2")
+    a2.store.update("customers", cust["id"], {"name": "Renamed"})
+    a2.client.sync().raise_for_errors()
+    a1.client.pull().raise_for_errors()
+    assert a1.store.get("customers", cust["id"])["name"] == "First name"  # still pending on top
+    r = a1.client.sync()
+    assert r.duplicates == 1
+    row = a1.store.get("customers", cust["id"])
+    assert (row["name"], row["version"], row["sync_state"]) == ("Renamed", 2, "synced")
+    assert snapshot(a1.store) == snapshot(a2.store)
+
+
+def test_device_and_licence_refusals_map_to_errors(make_device: Any, sql: Any) -> None:
+    from shopsync import DeviceError
+
+    ghost = make_device("ghost", sync=False)
+    ghost.client.refresh_schema()
+    ghost.store.set_meta("registered_at", "2026-01-01T00:00:00Z")  # believes it registered; the server disagrees
+    r = ghost.client.sync()
+    assert isinstance(r.errors[0], DeviceError) and (r.errors[0].status, r.errors[0].reason) == (
+        404, "device_not_registered")
+
+    [(limit,)] = sql("select max_devices from public.licenses where shop_id = %s", (SHOP_B,))
+    sql("update public.licenses set max_devices = 0 where shop_id = %s", (SHOP_B,))
+    try:
+        late = make_device("late", "staff@shop-b.test", sync=False)
+        r = late.client.sync()
+    finally:
+        sql("update public.licenses set max_devices = %s where shop_id = %s", (limit, SHOP_B))
+    assert isinstance(r.errors[0], LicenceError) and r.errors[0].reason == "device_limit_reached"
+    assert late.client.status().licence_state == "device_limit_reached"

@@ -45,7 +45,7 @@ class BackgroundSync:
 
     def backoff_delay(self, failures: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^(failures-1))]."""
-        return self._rng() * min(self.backoff_cap, self.backoff_base * 2 ** max(failures - 1, 0))
+        return float(self._rng() * min(self.backoff_cap, self.backoff_base * 2 ** max(failures - 1, 0)))
 
     def start(self) -> None:
         with self._cond:

@@ -205,7 +205,12 @@ class SyncClient:
             if status != "duplicate":
                 setattr(result, effective, getattr(result, effective) + 1)
             row = store._row(entry.table, entry.row_id)
-            if row is not None:
+            base = store._base(entry.table, entry.row_id)
+            if base is not None and int(base.get("version") or 0) >= int(res.get("version") or 0):
+                # A pull already brought a server row that includes this event's effect (e.g. its
+                # first answer was lost): adopt it rather than keep our values over it.
+                self._adopt(spec, entry.row_id, base)
+            elif row is not None:
                 version = max(row["version"] or 0, int(res.get("version") or 0)) or None
                 state = store._row_state(entry.table, entry.row_id)
                 store._write_row(entry.table, {"id": entry.row_id, "version": version, "sync_state": state,
@@ -265,7 +270,9 @@ class SyncClient:
         if conflict:
             store.conflict_log.update_open(conflict["id"], server_row=server_row)
             values.update(conflict["local_values"])
-        values.update(store._pending_overlay(spec.name, row_id))
+        overlay = store._pending_overlay(spec.name, row_id)
+        values.update(overlay)
+        store._set_base(spec.name, row_id, server_row if conflict or overlay else None)
         state = store._row_state(spec.name, row_id)
         values["sync_state"] = state
         values["last_error"] = None if state == "synced" else (cur or {}).get("last_error")

@@ -31,6 +31,10 @@ DISPLAY_CODES: dict[str, tuple[str, str]] = {"customers": ("customer_code", "C")
 LOCAL_COLUMNS = ("sync_state", "last_error")
 
 META_DDL = "create table if not exists _meta (key text primary key, value text)"
+# The server's row under a row that has local values on top (pending edits, an open conflict):
+# once those are answered, a newer base already holds their effect and is adopted as it is.
+BASES_DDL = ("create table if not exists _bases (table_name text not null, row_id text not null, row text not null,"
+             " primary key (table_name, row_id))")
 
 
 def _q(name: str) -> str:
@@ -70,6 +74,7 @@ class LocalStore:
             self._conn.execute(META_DDL)
             self._ddl(OUTBOX_DDL)
             self._ddl(CONFLICTS_DDL)
+            self._conn.execute(BASES_DDL)
             if self.get_meta("device_id") is None:
                 self.set_meta("device_id", str(uuid.uuid4()))
             cached = self.get_meta("schema_json")
@@ -219,6 +224,19 @@ class LocalStore:
             f" on conflict (id) do update set {sets}",
             [values[c] for c in cols],
         )
+
+    def _set_base(self, table: str, row_id: str, server_row: dict[str, Any] | None) -> None:
+        if server_row is None:
+            self._conn.execute("delete from _bases where table_name = ? and row_id = ?", (table, row_id))
+        else:
+            self._conn.execute(
+                "insert into _bases (table_name, row_id, row) values (?, ?, ?)"
+                " on conflict (table_name, row_id) do update set row = excluded.row",
+                (table, row_id, json.dumps(server_row, sort_keys=True)))
+
+    def _base(self, table: str, row_id: str) -> dict[str, Any] | None:
+        r = self._conn.execute("select row from _bases where table_name = ? and row_id = ?", (table, row_id)).fetchone()
+        return json.loads(r[0]) if r else None
 
     def _pending_overlay(self, table: str, row_id: str) -> dict[str, Any]:
         """The stored values this device's queued events put on top of the server's row."""
