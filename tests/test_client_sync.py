@@ -382,3 +382,28 @@ def test_device_and_licence_refusals_map_to_errors(make_device: Any, sql: Any) -
         sql("update public.licenses set max_devices = %s where shop_id = %s", (limit, SHOP_B))
     assert isinstance(r.errors[0], LicenceError) and r.errors[0].reason == "device_limit_reached"
     assert late.client.status().licence_state == "device_limit_reached"
+
+
+def test_rate_limited_pushes_keep_the_outbox_and_report_the_window(make_device: Any, sql: Any, tmp_path: Any,
+                                                                   client_stack: Any, token_for: Any) -> None:
+    from shopsync import LocalStore, RateLimitedError, SyncClient
+
+    # Built from URL + anon key + token, no supabase client in sight.
+    store = LocalStore(tmp_path / "url.db")
+    dev = SyncClient(store, url=client_stack.api_url, anon_key=client_stack.anon_key,
+                     access_token=token_for("staff@shop-a.test"), batch_size=1)
+    dev.sync().raise_for_errors()
+    [(limit,)] = sql("select value from shopsync.config where key = 'push_calls_per_minute'")
+    sql("update shopsync.config set value = '2' where key = 'push_calls_per_minute'")
+    try:
+        for i in range(3):
+            store.insert("customers", {"name": f"Burst {i}"})
+        r = dev.sync()
+    finally:
+        sql("update shopsync.config set value = %s where key = 'push_calls_per_minute'", (str(limit),))
+        sql("delete from shopsync.device_rate where device_id = %s", (store.device_id,))
+    assert isinstance(r.errors[0], RateLimitedError) and r.errors[0].retryable and r.applied == 2
+    status = dev.status()
+    assert status.pending_uploads == 1 and status.rate_limited_until is not None
+    assert dev.sync().ok and dev.status().pending_uploads == 0
+    store.close()

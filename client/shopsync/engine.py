@@ -215,6 +215,8 @@ class SyncClient:
                 state = store._row_state(entry.table, entry.row_id)
                 store._write_row(entry.table, {"id": entry.row_id, "version": version, "sync_state": state,
                                                "last_error": row["last_error"] if state != "synced" else None})
+                if state == "synced":
+                    store._set_base(entry.table, entry.row_id, None)
         elif effective == "conflict":
             if status != "duplicate":
                 result.conflicts += 1
@@ -344,6 +346,9 @@ class SyncClient:
                     " and id not in (select row_id from _outbox where table_name = ?)"
                     " and id not in (select row_id from _conflicts where table_name = ? and resolved_at is null)",
                     (name, name))
+            store._conn.execute(
+                "delete from _bases where row_id not in (select row_id from _outbox)"
+                " and row_id not in (select row_id from _conflicts where resolved_at is null)")
             store.set_meta("cursor", 0)
 
     # -- conflicts ----------------------------------------------------------------------------------
