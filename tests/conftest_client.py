@@ -122,10 +122,11 @@ def schema_doc(client_stack: Any, token_for: Callable[[str], str]) -> dict[str, 
     return dict(sb.rpc("sync_schema", {}).execute().data)
 
 
-def shop_rows(sql: Callable[..., list[tuple[Any, ...]]], shop_id: str, tables: list[str]) -> set[tuple[str, str, int]]:
-    """(table, id, version) of every row of a shop on the server, tombstones included."""
+def shop_rows(sql: Callable[..., list[tuple[Any, ...]]], shop_id: str, store: Any) -> set[tuple[str, str, int]]:
+    """(table, id, version) of every row of a shop on the server, tombstones included, in the
+    tables the device's schema syncs."""
     out: set[tuple[str, str, int]] = set()
-    for t in tables:
+    for t in store.schema.tables:
         for rid, version in sql(f"select id::text, version from public.{t} where shop_id = %s", (shop_id,)):
             out.add((t, rid, version))
     return out

@@ -131,3 +131,24 @@ def test_a_schema_version_bump_adds_columns_and_keeps_data(store: LocalStore, sc
     cols = [r[1] for r in con.execute("pragma table_info(customers)")]
     con.close()
     assert "loyalty_points" in cols and "sync_state" in cols and "last_error" in cols
+
+
+def test_append_only_and_server_only_tables_refuse_what_the_server_would(tmp_path: Path,
+                                                                         schema_doc: dict[str, Any]) -> None:
+    doc = copy.deepcopy(schema_doc)
+    ident = [{"name": "id", "type": "uuid", "nullable": False, "system": True},
+             {"name": "deleted_at", "type": "timestamp with time zone", "nullable": True, "system": True},
+             {"name": "qty", "type": "numeric(12,3)", "nullable": False, "system": False}]
+    doc["tables"] += [
+        {"name": "movements", "policy": "append_only", "write_roles": ["staff"], "apply_order": 70, "columns": ident},
+        {"name": "levels", "policy": "server_only", "write_roles": [], "apply_order": 80, "columns": ident},
+    ]
+    store = LocalStore(tmp_path / "policies.db", schema=doc)
+    moved = store.insert("movements", {"qty": "-2.000"})
+    with pytest.raises(SchemaError):
+        store.update("movements", moved["id"], {"qty": "1.000"})
+    with pytest.raises(SchemaError):
+        store.delete("movements", moved["id"])
+    with pytest.raises(SchemaError):
+        store.insert("levels", {"qty": "1.000"})
+    assert len(outbox(store)) == 1

@@ -61,8 +61,8 @@ def test_three_devices_in_two_shops_converge_whatever_the_sync_order(make_device
         assert result.ok and result.rejected == 0 and result.conflicts == 0, result
 
     assert snapshot(a1.store) == snapshot(a2.store)
-    assert local_rows(a1.store) == shop_rows(sql, SHOP_A, TABLES)
-    assert local_rows(b1.store) == shop_rows(sql, SHOP_B, TABLES)
+    assert local_rows(a1.store) == shop_rows(sql, SHOP_A, a1.store)
+    assert local_rows(b1.store) == shop_rows(sql, SHOP_B, b1.store)
     assert b1.store.get("customers", cust["id"]) is None and a1.store.get("customers", b_cust["id"]) is None
     got = a2.store.get("orders", order["id"])
     assert got["status"] == "paid" and got["total"] == Decimal("26.70") and got["order_code"].startswith("O-")
@@ -253,7 +253,7 @@ def test_reset_required_keeps_pending_work(make_device: Any, sql: Any) -> None:
     r = a1.client.sync()
     assert r.ok and r.applied == 2
     assert a1.client.status().licence_state == "ok"
-    assert local_rows(a1.store) == shop_rows(sql, SHOP_A, TABLES)
+    assert local_rows(a1.store) == shop_rows(sql, SHOP_A, a1.store)
 
 
 class DropFirstPushResponse:

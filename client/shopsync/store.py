@@ -269,9 +269,18 @@ class LocalStore:
         return f"{letter}-{self.device_prefix}-{n:04d}"
 
     # -- the app's API ----------------------------------------------------------------------------
+    def _writable(self, table: str, op: str) -> TableSpec:
+        """The table's spec, if its policy lets devices ``op`` it (roles are checked by the server)."""
+        spec = self.table(table)
+        if spec.policy == "server_only":
+            raise SchemaError(f"{table} is written by the server only", reason="read_only_table")
+        if spec.policy == "append_only" and op != "insert":
+            raise SchemaError(f"{table} is append-only: rows are never changed or deleted", reason="append_only")
+        return spec
+
     def insert(self, table: str, values: dict[str, Any]) -> dict[str, Any]:
         """Insert a row (id generated unless given) and queue it; returns the row."""
-        spec = self.table(table)
+        spec = self._writable(table, "insert")
         values = dict(values)
         row_id = _uuid(values.pop("id", None) or uuid.uuid4(), "id")
         with self.transaction():
@@ -299,7 +308,7 @@ class LocalStore:
     def update(self, table: str, row_id: str, changes: dict[str, Any], *, override: bool = False) -> dict[str, Any]:
         """Change some columns of a row and queue only those that differ. ``override`` is the owner's
         explicit order-status rollback."""
-        spec = self.table(table)
+        spec = self._writable(table, "update")
         row_id = _uuid(row_id, "row_id")
         stored = spec.stored_from_app({k: v for k, v in changes.items() if k != "id"})
         with self.transaction():
@@ -317,7 +326,7 @@ class LocalStore:
 
     def delete(self, table: str, row_id: str) -> None:
         """Soft-delete a row (``deleted_at`` set) and queue the delete."""
-        spec = self.table(table)
+        spec = self._writable(table, "delete")
         row_id = _uuid(row_id, "row_id")
         with self.transaction():
             cur = self._live_row(table, row_id)
