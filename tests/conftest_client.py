@@ -25,14 +25,15 @@ SHOP_B = "bbbbbbbb-0000-4000-8000-000000000000"
 
 @pytest.fixture(scope="session")
 def client_stack() -> Any:
-    """A freshly reset and seeded stack (once per session); its settings."""
+    """A freshly reset and seeded stack (once per session; not with SHOPSYNC_STACK=external); its settings."""
     from shopsync.settings import load_settings
 
-    env = {**os.environ, "SUPABASE_YES": "1", "SHOPSYNC_PROJECT_DIR": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "shopsync.cli", "stack", "reset"], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"shopsync stack reset failed:\n{done.stdout}\n{done.stderr}")
+    if os.environ.get("SHOPSYNC_STACK") != "external":
+        env = {**os.environ, "SUPABASE_YES": "1", "SHOPSYNC_PROJECT_DIR": str(ROOT)}
+        done = subprocess.run([sys.executable, "-m", "shopsync.cli", "stack", "reset"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f"shopsync stack reset failed:\n{done.stdout}\n{done.stderr}")
     settings = load_settings(ROOT / ".env")
     with _db(settings.db_url) as conn:
         conn.execute("update public.licenses set max_devices = 100000")
