@@ -154,11 +154,14 @@ def test_a_conflict_resolved_on_one_device_settles_the_other(make_device: Any) -
     a2.store.update("orders", order["id"], {"total": "2.00"})
     a1.store.update("orders", order["id"], {"total": "3.00"})
     a2.client.sync()
-    [c] = [c for c in (a1.client.sync(), a1.client.conflicts())[1] if c.row_id == order["id"]]
+    assert a1.client.sync().conflicts == 1
+    [c] = [c for c in a1.client.conflicts() if c.row_id == order["id"]]
     a1.client.resolve(c.id, keep="remote")
     a1.client.sync()
+    a2.client.sync()
     assert a1.store.get("orders", order["id"])["total"] == Decimal("2.00")
     assert a1.client.status().pending_uploads == 0
+    assert snapshot(a1.store) == snapshot(a2.store)
 
 
 def test_shop_settings_server_wins_and_only_owners_write(make_device: Any) -> None:
@@ -405,5 +408,6 @@ def test_rate_limited_pushes_keep_the_outbox_and_report_the_window(make_device: 
     assert isinstance(r.errors[0], RateLimitedError) and r.errors[0].retryable and r.applied == 2
     status = dev.status()
     assert status.pending_uploads == 1 and status.rate_limited_until is not None
+    assert store.outbox.all()[0].next_attempt_at is not None  # when the 429 window ends
     assert dev.sync().ok and dev.status().pending_uploads == 0
     store.close()

@@ -33,6 +33,11 @@ __all__ = ["SyncClient"]
 Keep = str | dict[str, Any]
 
 
+def _rate_window_end() -> str:
+    """The server counts pushes per calendar minute: a 429 lifts at the next one."""
+    return (datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)).isoformat()
+
+
 class SyncClient:
     """Syncs one :class:`LocalStore` with the server.
 
@@ -162,8 +167,7 @@ class SyncClient:
                 if isinstance(exc, LicenceError):
                     self.store.set_meta("licence_state", exc.reason or "licence_expired")
                 if isinstance(exc, RateLimitedError):
-                    until = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
-                    self.store.set_meta("rate_limited_until", until.isoformat())
+                    self.store.set_meta("rate_limited_until", _rate_window_end())
         return result
 
     # -- push ---------------------------------------------------------------------------------------
@@ -181,8 +185,9 @@ class SyncClient:
                 if len(results) != len(entries):
                     raise ProtocolError(f"sync_push answered {len(results)} results for {len(entries)} events")
             except ShopSyncError as exc:
+                retry_at = _rate_window_end() if isinstance(exc, RateLimitedError) else None
                 with self.store.transaction():
-                    self.store.outbox.note_failed_call([e.event_id for e in entries], str(exc), None)
+                    self.store.outbox.note_failed_call([e.event_id for e in entries], str(exc), retry_at)
                 result.errors.append(exc)
                 return exc
             with self.store.transaction():
