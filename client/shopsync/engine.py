@@ -403,7 +403,7 @@ class SyncClient:
     # -- status -------------------------------------------------------------------------------------
     def status(self) -> SyncStatus:
         store = self.store
-        with store.transaction():
+        with store._lock:  # reads only: no write lock on the file
             pending = store.outbox.count()
             by_table = store.outbox.count_by_table()
             oldest = store.outbox.oldest_created_at()
