@@ -1,3 +1,4 @@
+<<<<<<< HEAD
 """Fixtures for the end-to-end tests: a running stack (local or ``SHOPSYNC_STACK=external``),
 reached the way users reach it: supabase-py over HTTP, psycopg as ``postgres`` for set-up only."""
 
@@ -124,3 +125,6 @@ def sql_function(db: psycopg.Connection) -> Iterator[Callable[[str, str], None]]
     yield make
     for signature in reversed(made):
         db.execute(f"drop function if exists public.{signature}")
+=======
+pytest_plugins = ["conftest_client"]
+>>>>>>> client

@@ -1,4 +1,35 @@
-"""shopsync: offline-first sync for shop apps on Supabase."""
+"""shopsync: offline-first sync for shop apps on Supabase.
+
+The device side: :class:`LocalStore` (the app's SQLite file, with an outbox) and
+:class:`SyncClient` (push the outbox, pull the change log, resolve conflicts, sync in the
+background). Errors are :class:`ShopSyncError` subclasses (see :mod:`shopsync.errors`).
+"""
+
+from .conflicts import Conflict
+from .engine import SyncClient
+from . import errors as _errors
+from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
+from .outbox import OutboxEntry
+from .schema import ColumnSpec, Schema, TableSpec
+from .status import Rejection, SyncResult, SyncStatus
+from .store import SYNC_STATES, LocalStore
+from .transport import SupabaseTransport, Transport
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "LocalStore",
+    "SyncClient",
+    "SyncResult",
+    "SyncStatus",
+    "Conflict",
+    "Rejection",
+    "OutboxEntry",
+    "Schema",
+    "TableSpec",
+    "ColumnSpec",
+    "SYNC_STATES",
+    "Transport",
+    "SupabaseTransport",
+    *_errors.__all__,
+]

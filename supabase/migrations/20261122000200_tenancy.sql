@@ -53,6 +53,7 @@ create table public.devices (
   last_push_at timestamptz,
   last_pull_at timestamptz,
   last_cursor bigint not null default 0,
+  pull_floor bigint,
   revoked_at timestamptz
 );
 create index devices_shop_id_idx on public.devices (shop_id);

@@ -1,4 +1,9 @@
 -- sync_pull: the caller's shop's changes after a cursor, in commit order, a page at a time.
+--
+-- The cursor floor: retention purges tombstones and raises the shop's floor_seq; a device that may
+-- hold rows whose delete entries were purged must start over (reset_required). A device that
+-- started pulling from 0 at or after the current floor holds no such rows and may page on:
+-- devices.pull_floor records the floor when the device last pulled from 0.
 
 create or replace function shopsync.pull(p_device_id uuid, p_cursor bigint, p_limit int)
 returns jsonb
@@ -10,6 +15,7 @@ declare
   v_shop uuid;
   v_last bigint;
   v_floor bigint;
+  v_started_under bigint;
   v_changes jsonb;
   v_new_cursor bigint;
   v_limit int := least(greatest(coalesce(p_limit, 500), 1), 5000);
@@ -24,7 +30,11 @@ begin
     raise exception 'cursor % is ahead of the shop''s log (%); the device must reset', p_cursor, v_last
       using errcode = 'PT409', detail = 'cursor_ahead';
   end if;
-  if p_cursor > 0 and p_cursor < v_floor then
+  if p_cursor = 0 then
+    update public.devices set pull_floor = v_floor where id = p_device_id;
+  end if;
+  select d.pull_floor into v_started_under from public.devices as d where d.id = p_device_id;
+  if p_cursor > 0 and p_cursor < v_floor and coalesce(v_started_under, -1) < v_floor then
     update public.devices set last_pull_at = now(), last_seen_at = now() where id = p_device_id;
     return jsonb_build_object(
       'changes', '[]'::jsonb, 'cursor', 0, 'has_more', true, 'remaining', v_last,
@@ -45,6 +55,10 @@ begin
     order by cl.seq
     limit v_limit
   ) as p;
+  -- Nothing left after the cursor: the entries up to last_seq were purged; jump to the end.
+  if v_changes = '[]'::jsonb then
+    v_new_cursor := v_last;
+  end if;
 
   update public.devices
   set last_cursor = greatest(last_cursor, v_new_cursor), last_pull_at = now(), last_seen_at = now()

@@ -1,0 +1,238 @@
+"""The synced schema as ``sync_schema()`` describes it, and how values travel between the app, the
+local SQLite file and the wire.
+
+Three forms of a value:
+
+* app values (what ``LocalStore.get`` returns and ``insert``/``update`` accept): numeric columns as
+  :class:`~decimal.Decimal`, booleans as ``bool``, json/jsonb as parsed JSON, timestamps as UTC
+  ISO-8601 strings (``2026-01-31T12:00:00.000000Z``), uuids as strings;
+* stored values (SQLite): numeric as TEXT decimal strings at the column's scale (exact round
+  trip), booleans as 0/1, json as compact TEXT, timestamps as UTC ISO-8601 TEXT;
+* wire values (the JSON of sync_push/sync_pull): numeric sent as decimal strings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import InvalidValueError, SchemaError
+
+__all__ = ["ColumnSpec", "TableSpec", "Schema", "utc_now_iso", "normalize_timestamp"]
+
+_NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
+_KINDS = {
+    "smallint": "integer", "integer": "integer", "bigint": "integer", "boolean": "boolean",
+    "json": "json", "jsonb": "json", "date": "date", "real": "real", "double precision": "real",
+    "timestamp with time zone": "timestamp", "timestamp without time zone": "timestamp",
+}
+
+
+def utc_now_iso() -> str:
+    """Now, as the UTC ISO-8601 text the store keeps timestamps in."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalize_timestamp(value: Any) -> str:
+    """A datetime or ISO-8601 text as UTC ISO-8601 text with microseconds and ``Z``."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
+    else:
+        raise InvalidValueError(f"not a timestamp: {value!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column: its Postgres type (``format_type`` name), nullability, and whether the server owns it."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    system: bool = False
+
+    @property
+    def kind(self) -> str:
+        """How values of this column are handled; uuid, text, varchar and anything else are text."""
+        return "numeric" if _NUMERIC.match(self.type) else _KINDS.get(self.type, "text")
+
+    @property
+    def scale(self) -> int | None:
+        m = _NUMERIC.match(self.type)
+        return int(m.group(2)) if m and m.group(2) else None
+
+    @property
+    def sqlite_type(self) -> str:
+        return {"integer": "INTEGER", "boolean": "INTEGER", "real": "REAL"}.get(self.kind, "TEXT")
+
+    # -- conversions -----------------------------------------------------------------------------
+    def _decimal(self, value: Any, *, from_wire: bool) -> str:
+        if isinstance(value, bool):
+            raise InvalidValueError(f"{self.name} expects a number, not {value!r}")
+        try:
+            d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+        except InvalidOperation as exc:
+            raise InvalidValueError(f"{self.name} expects a decimal number, not {value!r}") from exc
+        if not d.is_finite():
+            raise InvalidValueError(f"{self.name} expects a finite number, not {value!r}")
+        scale = self.scale
+        if scale is None:
+            return str(d.normalize()) if from_wire else str(d)
+        q = d.quantize(Decimal(1).scaleb(-scale))
+        if q != d:
+            raise InvalidValueError(f"{self.name} ({self.type}) cannot hold {value!r} without rounding")
+        return str(q)
+
+    def to_stored(self, value: Any, *, from_wire: bool = False) -> Any:
+        """An app (or wire) value as SQLite stores it."""
+        if value is None:
+            return None
+        kind = self.kind
+        if kind == "numeric":
+            return self._decimal(value, from_wire=from_wire)
+        if kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, (int, str, Decimal, float)):
+                raise InvalidValueError(f"{self.name} expects an integer, not {value!r}")
+            try:
+                as_int = int(Decimal(str(value)))
+            except InvalidOperation as exc:
+                raise InvalidValueError(f"{self.name} expects an integer, not {value!r}") from exc
+            if Decimal(str(value)) != as_int:
+                raise InvalidValueError(f"{self.name} expects an integer, not {value!r}")
+            return as_int
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise InvalidValueError(f"{self.name} expects a boolean, not {value!r}")
+            return int(value)
+        if kind == "json":
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        if kind == "timestamp":
+            return normalize_timestamp(value)
+        if kind == "date":
+            if isinstance(value, date) and not isinstance(value, datetime):
+                return value.isoformat()
+            return str(value)[:10]
+        if kind == "real":
+            if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not math.isfinite(float(value)):
+                raise InvalidValueError(f"{self.name} expects a number, not {value!r}")
+            return float(value)
+        if not isinstance(value, str):
+            if self.type == "uuid" or from_wire:
+                return str(value)
+            raise InvalidValueError(f"{self.name} expects text, not {value!r}")
+        return value
+
+    def to_app(self, stored: Any) -> Any:
+        """A stored value as the app sees it."""
+        if stored is None:
+            return None
+        kind = self.kind
+        if kind == "numeric":
+            return Decimal(stored)
+        if kind == "boolean":
+            return bool(stored)
+        if kind == "json":
+            return json.loads(stored)
+        return stored
+
+    def to_wire(self, stored: Any) -> Any:
+        """A stored value as sync_push carries it: as the app sees it, but numeric as an exact
+        decimal string (never a float)."""
+        return stored if self.kind == "numeric" else self.to_app(stored)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One synced table: conflict policy, who may write it, the order pushes apply it in, columns."""
+
+    name: str
+    policy: str
+    write_roles: tuple[str, ...]
+    apply_order: int
+    columns: tuple[ColumnSpec, ...]
+    _by_name: dict[str, ColumnSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.columns})
+
+    def column(self, name: str) -> ColumnSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise SchemaError(f"{self.name} has no column {name!r}", reason="unknown_column") from None
+
+    def has_column(self, name: str) -> bool:
+        return name in self._by_name
+
+    @property
+    def business_columns(self) -> list[ColumnSpec]:
+        return [c for c in self.columns if not c.system]
+
+    def stored_from_wire(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A server row (pull or conflict) in stored form; columns this schema lacks are ignored."""
+        return {k: self._by_name[k].to_stored(v, from_wire=True) for k, v in row.items() if k in self._by_name}
+
+    def wire_from_stored(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._by_name[k].to_wire(v) for k, v in values.items()}
+
+    def app_from_stored(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: (self._by_name[k].to_app(v) if k in self._by_name else v) for k, v in values.items()}
+
+    def stored_from_app(self, values: dict[str, Any], *, allow_system: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            col = self.column(k)
+            if col.system and not allow_system:
+                raise InvalidValueError(f"{self.name}.{k} is written by the server", reason="read_only_column")
+            if v is None and not col.nullable:
+                raise InvalidValueError(f"{self.name}.{k} cannot be null", reason="null_value")
+            out[k] = col.to_stored(v)
+        return out
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What ``sync_schema()`` answered: a version and the synced tables."""
+
+    version: int
+    system_columns: tuple[str, ...]
+    tables: dict[str, TableSpec]
+    raw: dict[str, Any] = field(compare=False, repr=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Schema:
+        try:
+            tables = {}
+            for t in doc["tables"]:
+                cols = tuple(
+                    ColumnSpec(c["name"], c["type"], bool(c.get("nullable", True)), bool(c.get("system", False)))
+                    for c in t["columns"]
+                )
+                tables[t["name"]] = TableSpec(
+                    t["name"], t.get("policy", "last_write_wins"), tuple(t.get("write_roles") or ()),
+                    int(t.get("apply_order") or 0), cols,
+                )
+            return cls(int(doc["version"]), tuple(doc.get("system_columns") or ()), tables, doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"sync_schema() answered an unexpected document: {exc}") from exc
+
+    def table(self, name: str) -> TableSpec:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise SchemaError(f"no synced table named {name!r}", reason="unknown_table") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True)

@@ -1,0 +1,82 @@
+"""What a sync did (:class:`SyncResult`) and where the device stands (:class:`SyncStatus`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .errors import ShopSyncError
+
+__all__ = ["SyncResult", "SyncStatus", "Rejection"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An event the server refused: its row is ``failed`` and the event left the outbox."""
+
+    event_id: str
+    table: str
+    row_id: str
+    op: str
+    reason: str
+    message: str | None
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one :meth:`SyncClient.sync`.
+
+    Counts are per event (``pushed`` = events the server answered) and per pulled change.
+    ``errors`` holds whole-call failures (the outbox was left as it was); ``ok`` is True without.
+    """
+
+    pushed: int = 0
+    applied: int = 0
+    merged: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    pulled: int = 0
+    resets: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    errors: list[ShopSyncError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_errors(self) -> SyncResult:
+        """Raise the first whole-call failure, if any (like ``httpx.Response.raise_for_status``)."""
+        if self.errors:
+            raise self.errors[0]
+        return self
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """Where the device stands; cheap to call from a UI thread.
+
+    * ``last_sync``: when the last fully successful sync finished (UTC), or None;
+    * ``pending_uploads``: events in the outbox; ``pending_by_table`` splits them per table;
+    * ``pending_downloads``: changes the server still had after the last pull (its ``remaining``);
+    * ``is_syncing``: a sync is running now;
+    * ``last_error``: the last whole-call failure, cleared by a successful sync;
+    * ``oldest_pending_age``: seconds since the oldest queued event was made, or None;
+    * ``open_conflicts``: conflicts waiting for :meth:`SyncClient.resolve`;
+    * ``licence_state``: ``ok``, ``licence_expired`` or ``device_limit_reached`` (pushes refused,
+      pulls continue); ``rate_limited_until``: when a 429 back-off ends, or None;
+    * ``next_sync_at``: when the background thread syncs next (None when it is not running).
+    """
+
+    last_sync: datetime | None
+    pending_uploads: int
+    pending_downloads: int
+    is_syncing: bool
+    last_error: str | None
+    pending_by_table: dict[str, int] = field(default_factory=dict)
+    oldest_pending_age: float | None = None
+    open_conflicts: int = 0
+    licence_state: str = "ok"
+    rate_limited_until: datetime | None = None
+    next_sync_at: datetime | None = None
+    cursor: int = 0

@@ -1,0 +1,407 @@
+"""LocalStore: the device's SQLite file. The app reads and writes here and never waits for the network.
+
+Every write changes the row and queues its outbox event in one SQLite transaction. Local tables
+are built from the server's ``sync_schema()`` (cached in the file, so later runs start offline) and
+grow additively when the server's schema version rises.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
+from .errors import InvalidValueError, NotFoundError, SchemaError
+from .outbox import OUTBOX_DDL, Outbox
+from .schema import Schema, TableSpec, utc_now_iso
+
+__all__ = ["LocalStore", "SYNC_STATES", "DISPLAY_CODES"]
+
+SYNC_STATES = ("synced", "pending_create", "pending_update", "pending_delete", "conflict", "failed")
+PENDING_STATES = ("pending_create", "pending_update", "pending_delete")
+# Display codes made offline: table -> (column, letter). Never keys; unique per shop because the
+# device prefix is.
+DISPLAY_CODES: dict[str, tuple[str, str]] = {"customers": ("customer_code", "C"), "orders": ("order_code", "O")}
+LOCAL_COLUMNS = ("sync_state", "last_error")
+
+META_DDL = "create table if not exists _meta (key text primary key, value text)"
+# The server's row under a row that has local values on top (pending edits, an open conflict):
+# once those are answered, a newer base already holds their effect and is adopted as it is.
+BASES_DDL = ("create table if not exists _bases (table_name text not null, row_id text not null, row text not null,"
+             " primary key (table_name, row_id))")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _uuid(value: Any, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidValueError(f"{what} must be a UUID, not {value!r}") from None
+
+
+class LocalStore:
+    """The local SQLite store of one device.
+
+    ``LocalStore(path)`` opens (or creates) the file in WAL mode with foreign keys on. The synced
+    tables exist once a schema was applied: by :meth:`SyncClient.register` / :meth:`SyncClient.sync`,
+    or by passing ``schema=`` (a ``sync_schema()`` document). Thread-safe: one connection guarded by
+    a re-entrant lock.
+    """
+
+    def __init__(self, path: str | Path, *, schema: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._listeners: list[Callable[[], None]] = []
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("pragma journal_mode = wal")
+        self._conn.execute("pragma synchronous = normal")
+        self._conn.execute("pragma foreign_keys = on")
+        self._conn.execute("pragma busy_timeout = 30000")
+        self.outbox = Outbox(self._conn)
+        self.conflict_log = ConflictLog(self._conn)
+        self._schema: Schema | None = None
+        with self.transaction():
+            self._conn.execute(META_DDL)
+            self._ddl(OUTBOX_DDL)
+            self._ddl(CONFLICTS_DDL)
+            self._conn.execute(BASES_DDL)
+            if self.get_meta("device_id") is None:
+                self.set_meta("device_id", str(uuid.uuid4()))
+            cached = self.get_meta("schema_json")
+            if cached:
+                self._schema = Schema.from_json(json.loads(cached))
+        if schema is not None:
+            self.apply_schema(schema)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _ddl(self, script: str) -> None:
+        for stmt in script.split(";"):
+            if stmt.strip():
+                self._conn.execute(stmt)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction (``BEGIN IMMEDIATE``), re-entrant within a thread."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("begin immediate")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("rollback")
+                raise
+            else:
+                self._conn.execute("commit")
+            finally:
+                self._depth = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def add_write_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every committed local write (the background sync's debounce)."""
+        self._listeners.append(callback)
+
+    def remove_write_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _notify(self) -> None:
+        for cb in list(self._listeners):
+            cb()
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._conn.execute("select value from _meta where key = ?", (key,)).fetchone()
+        return row[0] if row and row[0] is not None else default
+
+    def set_meta(self, key: str, value: str | int | None) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "insert into _meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+                (key, None if value is None else str(value)),
+            )
+
+    @property
+    def device_id(self) -> str:
+        return str(self.get_meta("device_id"))
+
+    @property
+    def device_prefix(self) -> str:
+        """The short prefix of this device's display codes (6 hex digits of its id)."""
+        return self.device_id.replace("-", "")[:6].upper()
+
+    @property
+    def cursor(self) -> int:
+        return int(self.get_meta("cursor", "0") or 0)
+
+    # -- schema -----------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema:
+        if self._schema is None:
+            raise SchemaError("no synced schema yet: run SyncClient.register() or sync() once online",
+                              reason="no_schema")
+        return self._schema
+
+    @property
+    def has_schema(self) -> bool:
+        return self._schema is not None
+
+    def table(self, name: str) -> TableSpec:
+        return self.schema.table(name)
+
+    def apply_schema(self, doc: dict[str, Any]) -> bool:
+        """Create or extend the local tables from a ``sync_schema()`` document.
+
+        Additive only: new tables are created, new columns added, nothing dropped. When columns
+        were added to a table that already held rows, the cursor goes back to 0 so the next pull
+        fills them (rows with pending edits keep them on top). Returns True when anything changed.
+        """
+        new = Schema.from_json(doc)
+        for t in new.tables.values():
+            clash = [c.name for c in t.columns if c.name in LOCAL_COLUMNS]
+            if clash:
+                raise SchemaError(f"{t.name} has columns the client reserves: {clash}")
+        with self.transaction():
+            if self._schema is not None and self._schema.version == new.version and self._schema.raw == new.raw:
+                return False
+            refill = False
+            for t in sorted(new.tables.values(), key=lambda x: (x.apply_order, x.name)):
+                existing = {r[1] for r in self._conn.execute(f"pragma table_info({_q(t.name)})")}
+                if not existing:
+                    cols = ", ".join(
+                        f"{_q(c.name)} {c.sqlite_type}{' primary key' if c.name == 'id' else ''}" for c in t.columns)
+                    self._conn.execute(
+                        f"create table {_q(t.name)} ({cols}, sync_state text not null default 'synced'"
+                        f" check (sync_state in {SYNC_STATES!r}), last_error text)")
+                    self._conn.execute(
+                        f"create index {_q(t.name + '_sync_state_idx')} on {_q(t.name)} (sync_state)")
+                    continue
+                for c in t.columns:
+                    if c.name not in existing:
+                        self._conn.execute(f"alter table {_q(t.name)} add column {_q(c.name)} {c.sqlite_type}")
+                        if self._conn.execute(f"select 1 from {_q(t.name)} limit 1").fetchone():
+                            refill = True
+            self.set_meta("schema_json", json.dumps(new.raw, sort_keys=True))
+            self.set_meta("schema_version", new.version)
+            if refill:
+                self.set_meta("cursor", 0)
+            self._schema = new
+        return True
+
+    # -- rows (stored form; used by the engine) -----------------------------------------------------
+    def _row(self, table: str, row_id: str) -> dict[str, Any] | None:
+        cur = self._conn.execute(f"select * from {_q(table)} where id = ?", (row_id,))
+        r = cur.fetchone()
+        if r is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], r))
+
+    def _write_row(self, table: str, values: dict[str, Any]) -> None:
+        cols = list(values)
+        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
+        self._conn.execute(
+            f"insert into {_q(table)} ({', '.join(_q(c) for c in cols)}) values ({', '.join('?' * len(cols))})"
+            f" on conflict (id) do update set {sets}",
+            [values[c] for c in cols],
+        )
+
+    def _set_base(self, table: str, row_id: str, server_row: dict[str, Any] | None) -> None:
+        if server_row is None:
+            self._conn.execute("delete from _bases where table_name = ? and row_id = ?", (table, row_id))
+        else:
+            self._conn.execute(
+                "insert into _bases (table_name, row_id, row) values (?, ?, ?)"
+                " on conflict (table_name, row_id) do update set row = excluded.row",
+                (table, row_id, json.dumps(server_row, sort_keys=True)))
+
+    def _base(self, table: str, row_id: str) -> dict[str, Any] | None:
+        r = self._conn.execute("select row from _bases where table_name = ? and row_id = ?", (table, row_id)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def _pending_overlay(self, table: str, row_id: str) -> dict[str, Any]:
+        """The stored values this device's queued events put on top of the server's row."""
+        spec = self.table(table)
+        out: dict[str, Any] = {}
+        for e in self.outbox.for_row(table, row_id):
+            if e.op == "delete":
+                out["deleted_at"] = spec.column("deleted_at").to_stored(e.client_ts)
+            else:
+                out.update(spec.stored_from_wire(e.data))
+        return out
+
+    def _row_state(self, table: str, row_id: str, *, default: str = "synced") -> str:
+        """What a row's sync_state should be, from its queued events and open conflict."""
+        if self.conflict_log.open_for_row(table, row_id):
+            return "conflict"
+        ops = [e.op for e in self.outbox.for_row(table, row_id)]
+        if not ops:
+            return default
+        if "insert" in ops:
+            return "pending_create"
+        if "delete" in ops:
+            return "pending_delete"
+        return "pending_update"
+
+    def _next_code(self, table: str, letter: str) -> str:
+        key = f"code_counter:{table}"
+        n = int(self.get_meta(key, "0") or 0) + 1
+        self.set_meta(key, n)
+        return f"{letter}-{self.device_prefix}-{n:04d}"
+
+    # -- the app's API ----------------------------------------------------------------------------
+    def _writable(self, table: str, op: str) -> TableSpec:
+        """The table's spec, if its policy lets devices ``op`` it (roles are checked by the server)."""
+        spec = self.table(table)
+        if spec.policy == "server_only":
+            raise SchemaError(f"{table} is written by the server only", reason="read_only_table")
+        if spec.policy == "append_only" and op != "insert":
+            raise SchemaError(f"{table} is append-only: rows are never changed or deleted", reason="append_only")
+        return spec
+
+    def insert(self, table: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert a row (id generated unless given) and queue it; returns the row."""
+        spec = self._writable(table, "insert")
+        values = dict(values)
+        row_id = _uuid(values.pop("id", None) or uuid.uuid4(), "id")
+        with self.transaction():
+            code = DISPLAY_CODES.get(table)
+            if code and spec.has_column(code[0]) and values.get(code[0]) is None:
+                values[code[0]] = self._next_code(table, code[1])
+            stored = spec.stored_from_app(values)
+            if self._row(table, row_id) is not None:
+                raise InvalidValueError(f"{table} already has a row {row_id}", reason="id_exists")
+            now = utc_now_iso()
+            row = {"id": row_id, "shop_id": self.get_meta("shop_id"), "version": None, "created_at": now,
+                   "updated_at": now, "deleted_at": None, "client_changed_at": now,
+                   "last_device_id": self.device_id, **stored, "sync_state": "pending_create", "last_error": None}
+            self._write_row(table, {k: v for k, v in row.items() if spec.has_column(k) or k in LOCAL_COLUMNS})
+            self.outbox.enqueue(table, "insert", row_id, None, spec.wire_from_stored(stored), now)
+        self._notify()
+        return self.get(table, row_id, include_deleted=True) or {}
+
+    def _live_row(self, table: str, row_id: str) -> dict[str, Any]:
+        cur = self._row(table, row_id)
+        if cur is None or cur.get("deleted_at") is not None:
+            raise NotFoundError(f"{table} has no live row {row_id}", reason="not_found")
+        return cur
+
+    def update(self, table: str, row_id: str, changes: dict[str, Any], *, override: bool = False) -> dict[str, Any]:
+        """Change some columns of a row and queue only those that differ. ``override`` is the owner's
+        explicit order-status rollback."""
+        spec = self._writable(table, "update")
+        row_id = _uuid(row_id, "row_id")
+        stored = spec.stored_from_app({k: v for k, v in changes.items() if k != "id"})
+        with self.transaction():
+            cur = self._live_row(table, row_id)
+            diff = {k: v for k, v in stored.items() if cur.get(k) != v}
+            if not diff:
+                return spec.app_from_stored(cur)
+            now = utc_now_iso()
+            base = cur["version"] if cur["version"] is not None else 1  # our own insert made version 1
+            self.outbox.enqueue(table, "update", row_id, base, spec.wire_from_stored(diff), now, override=override)
+            self._write_row(table, {**cur, **diff, "client_changed_at": now,
+                                    "sync_state": self._row_state(table, row_id)})
+        self._notify()
+        return self.get(table, row_id) or {}
+
+    def delete(self, table: str, row_id: str) -> None:
+        """Soft-delete a row (``deleted_at`` set) and queue the delete."""
+        spec = self._writable(table, "delete")
+        row_id = _uuid(row_id, "row_id")
+        with self.transaction():
+            cur = self._live_row(table, row_id)
+            now = utc_now_iso()
+            base = cur["version"] if cur["version"] is not None else 1
+            self.outbox.enqueue(table, "delete", row_id, base, {}, now)
+            self._write_row(table, {**cur, "deleted_at": spec.column("deleted_at").to_stored(now),
+                                    "client_changed_at": now, "sync_state": self._row_state(table, row_id)})
+        self._notify()
+
+    def get(self, table: str, row_id: str, *, include_deleted: bool = False) -> dict[str, Any] | None:
+        """One row in app form (with ``sync_state`` and ``last_error``), or None."""
+        spec = self.table(table)
+        with self._lock:
+            row = self._row(table, str(row_id))
+        if row is None or (row.get("deleted_at") is not None and not include_deleted):
+            return None
+        return spec.app_from_stored(row)
+
+    def query(self, table: str, where: dict[str, Any] | None = None, *, include_deleted: bool = False,
+              order_by: str | list[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows matching equality filters ``where`` (app values; None matches null), in app form."""
+        spec = self.table(table)
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, value in (where or {}).items():
+            if col in LOCAL_COLUMNS:
+                stored = value
+            else:
+                stored = spec.column(col).to_stored(value)
+            if stored is None:
+                clauses.append(f"{_q(col)} is null")
+            else:
+                clauses.append(f"{_q(col)} = ?")
+                params.append(stored)
+        if not include_deleted:
+            clauses.append("deleted_at is null")
+        sql = f"select * from {_q(table)}"
+        if clauses:
+            sql += " where " + " and ".join(clauses)
+        orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        for o in orders:
+            name = o[1:] if o.startswith("-") else o
+            if name not in LOCAL_COLUMNS:
+                spec.column(name)
+        sql += " order by " + ", ".join(
+            [f"{_q(o[1:])} desc" if o.startswith("-") else _q(o) for o in orders] + ["id"])
+        if limit is not None:
+            sql += f" limit {int(limit)}"
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [spec.app_from_stored(dict(zip(names, r))) for r in rows]
+
+    def count(self, table: str, *, include_deleted: bool = False) -> int:
+        self.table(table)
+        where = "" if include_deleted else " where deleted_at is null"
+        with self._lock:
+            return int(self._conn.execute(f"select count(*) from {_q(table)}{where}").fetchone()[0])
+
+    def conflicts(self, include_resolved: bool = False) -> list[Conflict]:
+        """Conflicts in app form; open ones only unless ``include_resolved``."""
+        with self._lock:
+            raws = self.conflict_log.list(include_resolved)
+        out = []
+        for c in raws:
+            spec = self.schema.tables.get(c["table"])
+            conv = spec.app_from_stored if spec else (lambda v: v)
+            out.append(Conflict(c["id"], c["table"], c["row_id"], conv(c["local_values"]),
+                                conv(c["server_row"]) if c["server_row"] is not None else None,
+                                c["base_version"], c["reason"], c["policy"], c["created_at"], c["resolved_at"],
+                                c["resolution"]))
+        return out
+
+    def pending_counts(self) -> dict[str, int]:
+        with self._lock:
+            return self.outbox.count_by_table()
