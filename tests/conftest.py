@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 """Fixtures for the end-to-end tests: a running stack (local or ``SHOPSYNC_STACK=external``),
 reached the way users reach it: supabase-py over HTTP, psycopg as ``postgres`` for set-up only."""
 
@@ -16,6 +15,9 @@ from supabase import Client, create_client
 
 from shopsync.settings import StackSettings, load_settings
 from shopsync.stack import mint_user_token
+
+# The client tests' fixtures (devices with their own SQLite files).
+pytest_plugins = ["conftest_client"]
 
 EXTERNAL = os.environ.get("SHOPSYNC_STACK") == "external"
 
@@ -125,6 +127,3 @@ def sql_function(db: psycopg.Connection) -> Iterator[Callable[[str, str], None]]
     yield make
     for signature in reversed(made):
         db.execute(f"drop function if exists public.{signature}")
-=======
-pytest_plugins = ["conftest_client"]
->>>>>>> client
