@@ -351,6 +351,7 @@ def _make_handler(gw: Gateway) -> type[BaseHTTPRequestHandler]:
                 elif url.path.startswith("/rest/v1/rpc/"):
                     raise ApiError(405, "PGRST101", "For functions, only GET and POST verbs are allowed")
                 elif url.path.startswith("/rest/v1"):
+                    gw.authenticate(headers)  # as PostgREST: a bad token is 401 before anything else
                     raise ApiError(404, "PGRST125",
                                    "the shopsync local stack serves RPC only: use /rest/v1/rpc/<function>",
                                    "Table endpoints are not part of the local stand-in for PostgREST.")
