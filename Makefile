@@ -3,7 +3,8 @@
 #   make up      start the local stack (Postgres 15 + gateway on 54321/54322)
 #   make down    stop it
 #   make test    every check against a freshly reset stack (SHOPSYNC_STACK=external: a real one)
-.PHONY: setup up down test
+#   make fuzz    the push-fuzzing soak: SHOPSYNC_FUZZ_PAYLOADS (default 10000) payloads, SHOPSYNC_FUZZ_SEED
+.PHONY: setup up down test fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -16,3 +17,6 @@ down:
 
 test:
 	bash scripts/test.sh
+
+fuzz:
+	SHOPSYNC_FUZZ_PAYLOADS=$${SHOPSYNC_FUZZ_PAYLOADS:-10000} .venv/bin/pytest -q -s tests/test_push_fuzzing.py

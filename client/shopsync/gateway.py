@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import tomllib
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,19 @@ join pg_catalog.pg_namespace n on n.oid = p.pronamespace
 join pg_catalog.pg_type t on t.oid = p.prorettype
 where n.nspname = %s and p.proname = %s and p.prokind = 'f'
 """
+
+
+def _json_text(value: Any) -> str:
+    """JSON text of a parsed request body with its numbers exactly as the client wrote them
+    (they are parsed as Decimal): PostgREST hands Postgres the client's JSON, so 1e400 or a
+    20-digit fraction must reach jsonb unrounded, not as a Python float."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 class ApiError(Exception):
@@ -151,9 +165,11 @@ class Gateway:
             raise ApiError(406, "PGRST106", f"The schema must be one of the following: {', '.join(self.schemas)}")
         if method == "POST":
             try:
-                args = json.loads(body) if body.strip() else {}
+                args = json.loads(body, parse_float=Decimal) if body.strip() else {}
             except ValueError as exc:
                 raise ApiError(400, "PGRST102", f"Empty or invalid json: {exc}") from None
+            except RecursionError:  # JSON nested deeper than Python parses: a client error, not a 500
+                raise ApiError(400, "PGRST102", "Empty or invalid json: nested too deeply") from None
         else:
             args = dict(parse_qsl(query, keep_blank_values=True))
         try:
@@ -168,6 +184,8 @@ class Gateway:
                            diag.message_detail, diag.message_hint) from None
         except PoolTimeout:
             raise ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.") from None
+        except RecursionError:  # re-encoding an argument nested just below the parse limit
+            raise ApiError(400, "PGRST102", "Empty or invalid json: nested too deeply") from None
 
     def _run(self, conn: psycopg.Connection, method: str, path: str, schema: str, fn_name: str,
              args: Any, claims: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes | None]:
@@ -199,7 +217,7 @@ class Gateway:
         params: list[Any] = []
         if fn is single:
             call_args = sql.SQL("%s::" + fn.argtypes[0])
-            params.append(json.dumps(args))
+            params.append(_json_text(args))
         else:
             parts = []
             for name, value in args.items():
@@ -209,11 +227,11 @@ class Gateway:
                     parts.append(sql.SQL("{} => null::" + typ).format(sql.Identifier(name)))
                     continue
                 if typ in ("json", "jsonb"):
-                    expr, param = "%s::" + typ, json.dumps(value)
+                    expr, param = "%s::" + typ, _json_text(value)
                 elif cat == "A" and isinstance(value, list):
-                    expr, param = "array(select jsonb_array_elements_text(%s::jsonb))::" + typ, json.dumps(value)
+                    expr, param = "array(select jsonb_array_elements_text(%s::jsonb))::" + typ, _json_text(value)
                 elif isinstance(value, (dict, list)):
-                    expr, param = "%s::" + typ, json.dumps(value)
+                    expr, param = "%s::" + typ, _json_text(value)
                 elif isinstance(value, bool):
                     expr, param = "%s::" + typ, "true" if value else "false"
                 else:
@@ -357,6 +375,7 @@ def _make_handler(gw: Gateway) -> type[BaseHTTPRequestHandler]:
                 elif url.path.startswith("/rest/v1/rpc/"):
                     raise ApiError(405, "PGRST101", "For functions, only GET and POST verbs are allowed")
                 elif url.path.startswith("/rest/v1"):
+                    gw.authenticate(headers)  # as PostgREST: a bad token is 401 before anything else
                     raise ApiError(404, "PGRST125",
                                    "the shopsync local stack serves RPC only: use /rest/v1/rpc/<function>",
                                    "Table endpoints are not part of the local stand-in for PostgREST.")
