@@ -49,7 +49,7 @@ TOKEN_PRINCIPALS = ("expired_token", "wrong_secret", "alg_none")
 PRINCIPALS = SQL_PRINCIPALS + TOKEN_PRINCIPALS
 TABLE_OPS = ("read", "insert", "update", "delete")
 # Device heartbeat columns: a member's own calls may move them in its own shop, nothing else.
-HEARTBEAT = ["last_seen_at", "last_pull_at", "last_push_at", "last_cursor"]
+HEARTBEAT = ["last_seen_at", "last_pull_at", "last_push_at", "last_cursor", "pull_floor"]
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 OWNER_A = "owner@shop-a.test"
 
