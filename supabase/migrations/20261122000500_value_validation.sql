@@ -54,58 +54,65 @@ begin
 end;
 $$;
 
--- Does a numeric value fit a numeric(p, s) column without being rounded?
-create or replace function shopsync.numeric_fits(p_value numeric, p_type text)
-returns boolean
-language sql
-immutable
-set search_path = ''
-as $$
-  -- p_type is format_type's text: 'numeric' or 'numeric(p,s)' (read by position: no regex).
-  select case
-    when p_type not like 'numeric(%,%)' then true
-    else round(p_value, rtrim(split_part(p_type, ',', 2), ')')::int) = p_value
-      and abs(p_value) < 10::numeric ^ (
-        split_part(substr(p_type, 9), ',', 1)::int - rtrim(split_part(p_type, ',', 2), ')')::int
-      )
-  end
-$$;
-
 -- Is a JSON value acceptable for a column of the given type (format_type form)? Null is answered
 -- true here; nullability is checked against the column separately.
-create or replace function shopsync.valid_value(p_value jsonb, p_type text)
-returns boolean
+--
+-- The check is kept as SQL text so the push can inline it into its set-wise validation query:
+-- calling a function per value costs far more than the check itself (a function with a SET clause
+-- is re-planned on every call). value_check_sql(value_expr, type_expr) returns the expression.
+create or replace function shopsync.value_check_sql(p_value text, p_type text)
+returns text
 language sql
 immutable
 set search_path = ''
 as $$
-  select case
-    when p_value is null or jsonb_typeof(p_value) = 'null' then true
-    when p_type = 'text' or p_type like 'character varying%' then
-      jsonb_typeof(p_value) = 'string' and length(p_value #>> '{}') <= 10000
-    when p_type = 'uuid' then
-      jsonb_typeof(p_value) = 'string' and shopsync.try_uuid(p_value #>> '{}') is not null
-    when p_type = 'boolean' then jsonb_typeof(p_value) = 'boolean'
-    when p_type in ('smallint', 'integer', 'bigint') then
+  select replace(replace($check$(case
+    when $v is null or jsonb_typeof($v) = 'null' then true
+    when $t = 'text' or $t like 'character varying%' then
+      jsonb_typeof($v) = 'string' and length($v #>> '{}') <= 10000
+    when $t = 'uuid' then
+      jsonb_typeof($v) = 'string'
+      and ($v #>> '{}') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    when $t = 'boolean' then jsonb_typeof($v) = 'boolean'
+    when $t in ('smallint', 'integer', 'bigint') then
       case
-        when jsonb_typeof(p_value) <> 'number' or (p_value #>> '{}') !~ '^-?\d{1,19}$' then false
-        else (p_value #>> '{}')::numeric between
-          (case p_type when 'smallint' then -32768 when 'integer' then -2147483648 else -9223372036854775808 end)
-          and (case p_type when 'smallint' then 32767 when 'integer' then 2147483647 else 9223372036854775807 end)
+        when jsonb_typeof($v) <> 'number' or ($v #>> '{}') !~ '^-?\d{1,19}$' then false
+        else ($v #>> '{}')::numeric between
+          (case $t when 'smallint' then -32768 when 'integer' then -2147483648 else -9223372036854775808 end)
+          and (case $t when 'smallint' then 32767 when 'integer' then 2147483647 else 9223372036854775807 end)
       end
-    when p_type like 'numeric%' then
+    when $t like 'numeric%' then
       case
-        when jsonb_typeof(p_value) not in ('number', 'string') then false
-        when (p_value #>> '{}') !~ '^-?\d{1,30}(\.\d{1,30})?$' then false
-        else shopsync.numeric_fits((p_value #>> '{}')::numeric, p_type)
+        when jsonb_typeof($v) not in ('number', 'string') then false
+        when ($v #>> '{}') !~ '^-?\d{1,30}(\.\d{1,30})?$' then false
+        when $t not like 'numeric(%,%)' then true
+        -- numeric(p,s): fits without rounding (p and s read by position from the type text)
+        else round(($v #>> '{}')::numeric, rtrim(split_part($t, ',', 2), ')')::int) = ($v #>> '{}')::numeric
+          and abs(($v #>> '{}')::numeric) < 10::numeric ^ (
+            split_part(substr($t, 9), ',', 1)::int - rtrim(split_part($t, ',', 2), ')')::int
+          )
       end
-    when p_type in ('timestamp with time zone', 'timestamp without time zone', 'date') then
-      jsonb_typeof(p_value) = 'string' and shopsync.try_timestamptz(p_value #>> '{}') is not null
-    when p_type in ('real', 'double precision') then jsonb_typeof(p_value) = 'number'
-    when p_type in ('json', 'jsonb') then true
+    when $t in ('timestamp with time zone', 'timestamp without time zone', 'date') then
+      jsonb_typeof($v) = 'string' and shopsync.try_timestamptz($v #>> '{}') is not null
+    when $t in ('real', 'double precision') then jsonb_typeof($v) = 'number'
+    when $t in ('json', 'jsonb') then true
     -- Any other type: the database decides when the batch is applied.
-    else jsonb_typeof(p_value) in ('string', 'number', 'boolean')
-  end
+    else jsonb_typeof($v) in ('string', 'number', 'boolean')
+  end)$check$, '$v', p_value), '$t', p_type)
+$$;
+
+create or replace function shopsync.valid_value(p_value jsonb, p_type text)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_ok boolean;
+begin
+  execute 'select ' || shopsync.value_check_sql('$1', '$2') into v_ok using p_value, p_type;
+  return v_ok;
+end;
 $$;
 
 -- The client-writable columns of a synced table, with what validation and the writers need.

@@ -253,27 +253,29 @@ begin
     execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
   end if;
 
-  -- 1. Stage the batch.
+  -- 1. Stage the batch (uuid checks inlined: a function call per value costs more than the check).
   execute $q$
     insert into pg_temp.push_events (ord, is_obj, event_id, tbl, op, row_id, base_version, has_base, data,
                                      client_ts, bad_ts, override, status)
     select
       e.ord,
       jsonb_typeof(e.ev) = 'object',
-      shopsync.try_uuid(e.ev ->> 'event_id'),
+      case when e.ev ->> 'event_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+        then (e.ev ->> 'event_id')::uuid end,
       e.ev ->> 'table',
       e.ev ->> 'op',
-      shopsync.try_uuid(e.ev ->> 'row_id'),
+      case when e.ev ->> 'row_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+        then (e.ev ->> 'row_id')::uuid end,
       case when jsonb_typeof(e.ev -> 'base_version') = 'number' and (e.ev ->> 'base_version') ~ '^\d{1,15}$'
         then (e.ev ->> 'base_version')::bigint end,
       coalesce(jsonb_typeof(e.ev -> 'base_version'), 'null') <> 'null',
       case when jsonb_typeof(e.ev -> 'data') = 'object' then e.ev -> 'data' end,
-      least(coalesce(shopsync.try_timestamptz(e.ev ->> 'client_ts'), now()), now()),
-      coalesce(jsonb_typeof(e.ev -> 'client_ts'), 'null') <> 'null'
-        and shopsync.try_timestamptz(e.ev ->> 'client_ts') is null,
+      least(coalesce(ts.value, now()), now()),
+      coalesce(jsonb_typeof(e.ev -> 'client_ts'), 'null') <> 'null' and ts.value is null,
       coalesce(e.ev -> 'override' = 'true'::jsonb, false),
       'pending'
     from jsonb_array_elements($1) with ordinality as e (ev, ord)
+    cross join lateral (select shopsync.try_timestamptz(e.ev ->> 'client_ts') as value) as ts
   $q$ using p_events;
 
   -- The planner needs the staged batch's size: without statistics it assumes one row and picks
@@ -349,8 +351,9 @@ begin
            or (st.policy = 'append_only' and e.op <> 'insert') or not ($1 = any (st.write_roles)))
   $q$ using v_role;
 
-  -- 5. Columns and values, checked against the catalog.
-  execute $q$
+  -- 5. Columns and values, checked against the catalog (the value check is inlined: see
+  -- shopsync.value_check_sql).
+  execute replace($q$
     with cols as (
       select st.table_name, c.*
       from shopsync.synced_tables as st
@@ -377,7 +380,7 @@ begin
       where e.status = 'pending' and e.op in ('insert', 'update')
         and (c.column_name is null or c.is_system
              or (jsonb_typeof(kv.value) = 'null' and c.not_null)
-             or not shopsync.valid_value(kv.value, c.column_type))
+             or not {value_check})
       order by e.ord, kv.key
     ),
     missing as (
@@ -393,7 +396,7 @@ begin
     set status = 'rejected', reason = b.reason, message = b.message
     from (select * from bad union all select * from missing where missing.ord not in (select bad.ord from bad)) as b
     where e.ord = b.ord
-  $q$;
+  $q$, '{value_check}', shopsync.value_check_sql('kv.value', 'c.column_type'));
 
   -- 6. Rounds: the k-th event of a row in this batch is applied in round k, so several events for
   -- one row apply in order while each round stays set-wise.

@@ -98,22 +98,32 @@ as $$
 $$;
 
 -- Lines: a non-empty array of {description, quantity, unit_price, tax_rate[, product_id]}.
+-- One query per invoice, with the value checks inlined (see shopsync.value_check_sql).
 create or replace function shopsync.invoice_lines_valid(p_lines jsonb)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_typeof(p_lines) = 'array' and jsonb_array_length(p_lines) between 1 and 500
-    and not exists (
-      select 1 from jsonb_array_elements(p_lines) as l (value)
-      where jsonb_typeof(l.value) <> 'object'
-        or not shopsync.valid_value(l.value -> 'description', 'text') or l.value ->> 'description' is null
-        or not shopsync.valid_value(l.value -> 'quantity', 'numeric(12,3)') or l.value ->> 'quantity' is null
-        or not shopsync.valid_value(l.value -> 'unit_price', 'numeric(12,2)') or l.value ->> 'unit_price' is null
-        or not shopsync.valid_value(l.value -> 'tax_rate', 'numeric(5,2)') or l.value ->> 'tax_rate' is null
-        or not shopsync.valid_value(l.value -> 'product_id', 'uuid')
-    )
+declare
+  v_ok boolean;
+begin
+  if jsonb_typeof(p_lines) is distinct from 'array' or jsonb_array_length(p_lines) not between 1 and 500 then
+    return false;
+  end if;
+  execute format(
+    'select not exists (select 1 from jsonb_array_elements($1) as l (value) where jsonb_typeof(l.value) <> ''object'''
+    || ' or l.value ->> ''description'' is null or l.value ->> ''quantity'' is null'
+    || ' or l.value ->> ''unit_price'' is null or l.value ->> ''tax_rate'' is null'
+    || ' or not %s or not %s or not %s or not %s or not %s)',
+    shopsync.value_check_sql('(l.value -> ''description'')', '''text'''),
+    shopsync.value_check_sql('(l.value -> ''quantity'')', '''numeric(12,3)'''),
+    shopsync.value_check_sql('(l.value -> ''unit_price'')', '''numeric(12,2)'''),
+    shopsync.value_check_sql('(l.value -> ''tax_rate'')', '''numeric(5,2)'''),
+    shopsync.value_check_sql('(l.value -> ''product_id'')', '''uuid''')
+  ) into v_ok using p_lines;
+  return v_ok;
+end;
 $$;
 
 create or replace function shopsync.check_invoice()

@@ -17,7 +17,8 @@ insert into public.customers (id, shop_id, name) values
 ('c0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-000000000000', 'Two');
 update public.customers set email = 'one@example.test'
 where id = 'c0000000-0000-4000-8000-000000000001';
-update public.products set active = false;
+update public.products set active = false
+where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' and sku in ('COF-250', 'TEA-100', 'MUG-01', 'CUP-PAPER', 'GIFT-10');
 
 -- writes through push
 select public.sync_register_device('d0000000-0000-4000-8000-0000000000a2', 'till') as reg \gset

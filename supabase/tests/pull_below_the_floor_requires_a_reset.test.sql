@@ -22,7 +22,7 @@ select is(
   'a cursor at the floor pulls normally'
 );
 select is(
-  public.sync_pull('d0000000-0000-4000-8000-0000000000d1', 0) -> 'reset_required', 'false'::jsonb,
+  public.sync_pull('d0000000-0000-4000-8000-0000000000d1', 0, 5000) -> 'reset_required', 'false'::jsonb,
   'a full resync from 0 pulls normally'
 );
 
