@@ -13,9 +13,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from . import invoice
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -405,3 +407,61 @@ class LocalStore:
     def pending_counts(self) -> dict[str, int]:
         with self._lock:
             return self.outbox.count_by_table()
+
+    # -- fiscal invoices and stock --------------------------------------------------------------------
+    @property
+    def invoice_series(self) -> str:
+        """This device's own invoice series (a series is numbered by exactly one device)."""
+        return "T" + self.device_id.replace("-", "")[:16].upper()
+
+    def issue_invoice(self, lines: list[dict[str, Any]], *, series: str | None = None,
+                      customer_id: str | None = None, currency: str = "EUR", kind: str = "invoice",
+                      refers_to: str | None = None, issued_at: str | None = None) -> dict[str, Any]:
+        """Issue the next invoice of ``series`` offline: number, previous hash, totals and hash are
+        assigned here, in the same SQLite transaction as the row and its outbox entry.
+
+        ``lines``: ``[{description, quantity, unit_price, tax_rate[, product_id]}]``. A cancellation
+        is ``kind="credit_note"`` with ``refers_to`` the original invoice's id. Invoices are never
+        changed afterwards, here or on the server (see README, "Invoices")."""
+        series = series or self.invoice_series
+        clean = [{k: (str(v) if k in ("quantity", "unit_price", "tax_rate") else v)
+                  for k, v in line.items() if v is not None} for line in lines]
+        t = invoice.totals(clean)
+        with self.transaction():
+            self.table("invoices")
+            last = self._conn.execute(
+                'select number, hash from invoices where series = ? order by number desc limit 1', (series,)
+            ).fetchone()
+            number, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, invoice.GENESIS_HASH)
+            row: dict[str, Any] = {
+                "id": str(uuid.uuid4()), "shop_id": self.get_meta("shop_id"), "device_id": self.device_id,
+                "series": series, "number": number, "issued_at": issued_at or utc_now_iso(),
+                "customer_id": customer_id, "lines": clean, "subtotal": t.subtotal, "tax": t.tax,
+                "total": t.total, "currency": currency, "kind": kind, "refers_to": refers_to,
+                "prev_hash": prev_hash,
+            }
+            row["hash"] = invoice.invoice_hash(row)
+            row.pop("shop_id")
+            return self.insert("invoices", row)
+
+    def verify_invoice_chain(self, series: str | None = None) -> invoice.ChainCheck:
+        """The server's chain rules on this device's copy of ``series`` (default: its own)."""
+        rows = self.query("invoices", {"series": series or self.invoice_series}, include_deleted=True)
+        for r in rows:
+            r.setdefault("shop_id", self.get_meta("shop_id"))
+        return invoice.verify_chain(rows)
+
+    def record_movement(self, product_id: str, delta: Any, reason: str, *, ref_id: str | None = None) -> dict[str, Any]:
+        """Append a stock movement (``sale`` negative; ``restock``/``return`` positive; ``adjustment``)."""
+        return self.insert("stock_movements", {"product_id": product_id, "delta": delta, "reason": reason,
+                                               "ref_id": ref_id, "device_id": self.device_id})
+
+    def on_hand(self, product_id: str) -> Decimal:
+        """Stock on hand as this device sees it: the pulled level plus its own unsynced movements."""
+        with self._lock:
+            level = self._conn.execute("select on_hand from inventory_levels where id = ?", (product_id,)).fetchone()
+            pending = self._conn.execute(
+                "select delta from stock_movements where product_id = ? and sync_state = 'pending_create'",
+                (product_id,)).fetchall()
+        total = Decimal(str(level[0])) if level and level[0] is not None else Decimal(0)
+        return total + sum((Decimal(str(d[0])) for d in pending), Decimal(0))
