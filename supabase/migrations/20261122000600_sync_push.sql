@@ -555,31 +555,23 @@ begin
             then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
             else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end);
       end loop;
+      -- Rows go in in event order (an invoice series chains to the row before it). Each statement
+      -- applies its whole group or fails as a whole, so success needs no RETURNING: an insert makes
+      -- version 1, an update the locked version + 1 (step 10b).
       v_insert_sql := format($q$
-        with ins as (
-          insert into public.%1$I as t (id, shop_id, client_changed_at%2$s)
-          select e.row_id, $3, e.client_ts%3$s
-          from pg_temp.push_events as e
-          where e.tbl = $1 and e.rnd = $2 and e.status = 'go' and e.op = 'insert' and ($4::int is null or e.ord = $4)
-          returning t.id, t.version
-        )
-        update pg_temp.push_events as e set status = 'applied', version = ins.version
-        from ins where e.row_id = ins.id and e.tbl = $1 and e.rnd = $2 and e.op = 'insert'
+        insert into public.%1$I as t (id, shop_id, client_changed_at%2$s)
+        select e.row_id, $3, e.client_ts%3$s
+        from pg_temp.push_events as e
+        where e.tbl = $1 and e.rnd = $2 and e.status = 'go' and e.op = 'insert' and ($4::int is null or e.ord = $4)
+        order by e.ord
       $q$, v_t.table_name, v_ins_cols, v_ins_vals);
       v_update_sql := format($q$
-        with upd as (
-          update public.%1$I as t
-          set client_changed_at = e.client_ts,
-              deleted_at = case when e.op = 'delete' then now() else t.deleted_at end%2$s
-          from pg_temp.push_events as e
-          where e.row_id = t.id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2
-            and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
-          returning t.id, t.version
-        )
-        update pg_temp.push_events as e
-        set status = case e.status when 'go' then 'applied' when 'go_merge' then 'merged' else 'conflict' end,
-            version = upd.version
-        from upd where e.row_id = upd.id and e.tbl = $1 and e.rnd = $2 and e.op <> 'insert'
+        update public.%1$I as t
+        set client_changed_at = e.client_ts,
+            deleted_at = case when e.op = 'delete' then now() else t.deleted_at end%2$s
+        from pg_temp.push_events as e
+        where e.row_id = t.id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2
+          and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
       $q$, v_t.table_name, v_upd_sets);
 
       begin
@@ -614,6 +606,14 @@ begin
           end;
         end loop;
       end;
+
+      -- 10b. What was applied: the group's statements succeeded, or the fallback rejected the rest.
+      execute $q$
+        update pg_temp.push_events as e
+        set status = case e.status when 'go' then 'applied' when 'go_merge' then 'merged' else 'conflict' end,
+            version = case when e.op = 'insert' then 1 else e.cur_version + 1 end
+        where e.tbl = $1 and e.rnd = $2 and e.status in ('go', 'go_merge', 'go_partial')
+      $q$ using v_t.table_name, r;
 
       -- 11. Conflicts carry the server's row (never another shop's).
       execute format($q$
