@@ -31,8 +31,10 @@ create table shopsync.push_results (
   result jsonb,
   created_at timestamptz not null default now(),
   primary key (shop_id, event_id)
-);
-create index push_results_created_at_idx on shopsync.push_results (created_at);
+)
+-- A claim is filled with its result in the same transaction: room on the page keeps that update HOT.
+-- (No index on created_at: only the daily retention reads it, with one scan.)
+with (fillfactor = 50);
 
 create table shopsync.device_rate (
   device_id uuid primary key,
@@ -226,6 +228,9 @@ declare
   v_state text;
   v_msg text;
   v_constraint text;
+  v_n_ins bigint;
+  v_n_upd bigint;
+  v_n_conflict bigint;
   v_cursor bigint;
 begin
   select rd.shop_id, rd.role into v_shop, v_role from shopsync.require_device(p_device_id, true) as rd;
@@ -247,7 +252,9 @@ begin
   perform set_config('shopsync.in_push', 'on', true);
 
   if to_regclass('pg_temp.push_events') is null then
-    create temp table push_events (like shopsync.push_event, primary key (ord)) on commit delete rows;
+    -- Room on each page (fillfactor) so the many status updates are HOT: no index entries.
+    create temp table push_events (like shopsync.push_event, primary key (ord))
+    with (fillfactor = 40) on commit delete rows;
     create index on pg_temp.push_events (row_id);
   else
     execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
@@ -256,7 +263,7 @@ begin
   -- 1. Stage the batch (uuid checks inlined: a function call per value costs more than the check).
   execute $q$
     insert into pg_temp.push_events (ord, is_obj, event_id, tbl, op, row_id, base_version, has_base, data,
-                                     client_ts, bad_ts, override, status)
+                                     client_ts, bad_ts, override, status, rnd)
     select
       e.ord,
       jsonb_typeof(e.ev) = 'object',
@@ -273,9 +280,19 @@ begin
       least(coalesce(ts.value, now()), now()),
       coalesce(jsonb_typeof(e.ev -> 'client_ts'), 'null') <> 'null' and ts.value is null,
       coalesce(e.ev -> 'override' = 'true'::jsonb, false),
-      'pending'
+      'pending',
+      -- Rounds: the k-th event of a row in this batch is applied in round k, so several events for
+      -- one row apply in order while each round stays set-wise.
+      row_number() over (partition by e.ev ->> 'table', e.ev ->> 'row_id' order by e.ord)
     from jsonb_array_elements($1) with ordinality as e (ev, ord)
-    cross join lateral (select shopsync.try_timestamptz(e.ev ->> 'client_ts') as value) as ts
+    cross join lateral (
+      -- The common form (UTC, a day every month has) is cast directly; anything else is checked.
+      select case
+        when e.ev ->> 'client_ts' ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$'
+          then (e.ev ->> 'client_ts')::timestamptz
+        else shopsync.try_timestamptz(e.ev ->> 'client_ts')
+      end as value
+    ) as ts
   $q$ using p_events;
 
   -- The planner needs the staged batch's size: without statistics it assumes one row and picks
@@ -398,17 +415,8 @@ begin
     where e.ord = b.ord
   $q$, '{value_check}', shopsync.value_check_sql('kv.value', 'c.column_type'));
 
-  -- 6. Rounds: the k-th event of a row in this batch is applied in round k, so several events for
-  -- one row apply in order while each round stays set-wise.
-  execute $q$
-    update pg_temp.push_events as e set rnd = r.rn
-    from (
-      select x.ord, row_number() over (partition by x.tbl, x.row_id order by x.ord) as rn
-      from pg_temp.push_events as x where x.status = 'pending'
-    ) as r
-    where e.ord = r.ord
-  $q$;
-  execute 'select coalesce(max(rnd), 0) from pg_temp.push_events' into v_rounds;
+  -- 6. Rounds (numbered at staging).
+  execute 'select coalesce(max(rnd), 0) from pg_temp.push_events where status = ''pending''' into v_rounds;
 
   for r in 1..v_rounds loop
     for v_t in
@@ -574,9 +582,19 @@ begin
           and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
       $q$, v_t.table_name, v_upd_sets);
 
+      -- Only the statements the group needs (an empty update still costs a join with the table).
+      execute $q$
+        select count(*) filter (where e.op = 'insert' and e.status = 'go'),
+               count(*) filter (where e.op <> 'insert' and e.status in ('go', 'go_merge', 'go_partial'))
+        from pg_temp.push_events as e where e.tbl = $1 and e.rnd = $2
+      $q$ into v_n_ins, v_n_upd using v_t.table_name, r;
       begin
-        execute v_insert_sql using v_t.table_name, r, v_shop, null::int;
-        execute v_update_sql using v_t.table_name, r, v_shop, null::int;
+        if v_n_ins > 0 then
+          execute v_insert_sql using v_t.table_name, r, v_shop, null::int;
+        end if;
+        if v_n_upd > 0 then
+          execute v_update_sql using v_t.table_name, r, v_shop, null::int;
+        end if;
       exception when others then
         -- The rare case: a rule only the table knows (a check, a reference) failed for some event.
         -- Apply the group one event at a time so only the culprits are rejected.
@@ -616,6 +634,10 @@ begin
       $q$ using v_t.table_name, r;
 
       -- 11. Conflicts carry the server's row (never another shop's).
+      execute $q$
+        select count(*) from pg_temp.push_events as e where e.tbl = $1 and e.rnd = $2 and e.status = 'conflict'
+      $q$ into v_n_conflict using v_t.table_name, r;
+      continue when v_n_conflict = 0;
       execute format($q$
         update pg_temp.push_events as e set server_row = to_jsonb(t), version = coalesce(e.version, t.version)
         from public.%1$I as t
