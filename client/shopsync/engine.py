@@ -7,6 +7,7 @@ comes back ``duplicate``; a pull page that was not committed is fetched again.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -320,10 +321,7 @@ class SyncClient:
                     result.errors.append(exc)
                     return
             with self.store.transaction():
-                for change in changes:
-                    spec = self.store.schema.tables.get(change["table"])
-                    if spec is not None:
-                        self._adopt(spec, str(change["row_id"]), spec.stored_from_wire(change["row"]))
+                self._apply_changes(changes)
                 if self.pull_page_hook is not None:
                     self.pull_page_hook(page)
                 self.store.set_meta("cursor", int(page["cursor"]))
@@ -332,6 +330,61 @@ class SyncClient:
             result.pulled += len(changes)
             if not page.get("has_more"):
                 return
+
+    def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
+        """Apply a pull page (inside its transaction): what ``_adopt`` does for each change, set-wise.
+
+        Only the last change of a row in the page counts (versions rise with seq, so it is the one
+        ``_adopt`` would keep). Rows with queued events or an open conflict go through ``_adopt``;
+        the rest (an initial pull: all of them) are written with one ``executemany`` per table
+        after one query for what the store holds of them.
+        """
+        store = self.store
+        conn = store._conn
+        by_table: dict[str, dict[str, dict[str, Any]]] = {}
+        for change in changes:
+            by_table.setdefault(change["table"], {})[str(change["row_id"])] = change["row"]
+        for table, rows in by_table.items():
+            spec = store.schema.tables.get(table)
+            if spec is None:
+                continue
+            ids = json.dumps(list(rows))
+            t = _q(table)
+            special = {r[0] for r in conn.execute(
+                "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+                " union select row_id from _conflicts where table_name = ? and resolved_at is null"
+                " and row_id in (select value from json_each(?))", (table, ids, table, ids))}
+            local = {r[0]: (r[1], r[2]) for r in conn.execute(
+                f"select id, version, sync_state from {t} where id in (select value from json_each(?))", (ids,))}
+            based = {r[0] for r in conn.execute(
+                "select row_id from _bases where table_name = ? and row_id in (select value from json_each(?))",
+                (table, ids))}
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            unbase: list[tuple[str, str]] = []
+            for row_id, wire in rows.items():
+                values = spec.stored_from_wire(wire)
+                if row_id in special:
+                    self._adopt(spec, row_id, values)
+                    continue
+                cur = local.get(row_id)
+                version = values.get("version")
+                if cur is not None and version is not None:
+                    if cur[0] is not None and version < cur[0]:
+                        continue  # we already hold a newer server version
+                    if cur[1] == "failed" and version == cur[0]:
+                        continue  # a rejected edit stays visible until the server has news
+                if row_id in based:
+                    unbase.append((table, row_id))
+                values["sync_state"] = "synced"
+                values["last_error"] = None
+                groups.setdefault(tuple(values), []).append(list(values.values()))
+            for cols, params in groups.items():
+                sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
+                conn.executemany(
+                    f"insert into {t} ({', '.join(_q(c) for c in cols)}) values ({', '.join('?' * len(cols))})"
+                    f" on conflict (id) do update set {sets}", params)
+            if unbase:
+                conn.executemany("delete from _bases where table_name = ? and row_id = ?", unbase)
 
     def _needs_schema(self, changes: list[dict[str, Any]]) -> bool:
         tables = self.store.schema.tables
