@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -348,13 +349,33 @@ class SyncClient:
         store._write_row(spec.name, values)
 
     # -- pull ---------------------------------------------------------------------------------------
+    def _fetch_page(self, cursor: int) -> Any:
+        return self.transport.call("sync_pull", {
+            "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size})
+
     def _pull_all(self, result: SyncResult) -> None:
+        # While a page is applied, the next one (after the cursor the page answered) is already
+        # being fetched: the server's work and the local writes overlap. A prefetched page is used
+        # only if the store's cursor is still the one it was asked for.
+        prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-pull")
+        try:
+            self._pull_pages(result, prefetch)
+        finally:
+            prefetch.shutdown(wait=False, cancel_futures=True)
+
+    def _pull_pages(self, result: SyncResult, prefetch: ThreadPoolExecutor) -> None:
         resets = 0
+        ahead: tuple[int, Future[Any]] | None = None
         while True:
             try:
-                page = self.transport.call("sync_pull", {
-                    "p_device_id": self.store.device_id, "p_cursor": self.store.cursor, "p_limit": self.page_size})
+                cursor = self.store.cursor
+                if ahead is not None and ahead[0] == cursor:
+                    page = ahead[1].result()
+                else:
+                    page = self._fetch_page(cursor)
+                ahead = None
             except ProtocolError as exc:
+                ahead = None
                 if exc.reason == "cursor_ahead" and resets == 0:  # the server's log restarted
                     resets += 1
                     result.resets += 1
@@ -365,6 +386,9 @@ class SyncClient:
             except ShopSyncError as exc:
                 result.errors.append(exc)
                 return
+            if page.get("has_more") and not page.get("reset_required"):
+                nxt = int(page["cursor"])
+                ahead = (nxt, prefetch.submit(self._fetch_page, nxt))
             if page.get("reset_required"):
                 if resets:
                     result.errors.append(ProtocolError("sync_pull asked for a reset twice in one sync",
