@@ -4,7 +4,9 @@
 #   make down    stop it
 #   make test    every check against a freshly reset stack (SHOPSYNC_STACK=external: a real one)
 #   make fuzz    the push-fuzzing soak: SHOPSYNC_FUZZ_PAYLOADS (default 10000) payloads, SHOPSYNC_FUZZ_SEED
-.PHONY: setup up down test fuzz
+#   make bench   the benchmarks (issue 8) against a freshly reset stack: a table, and JSON in bench/results/
+#   make bench-quick  the same at small sizes (seconds); part of make test so the benchmark cannot rot
+.PHONY: setup up down test fuzz bench bench-quick
 
 setup:
 	bash scripts/setup.sh
@@ -20,3 +22,9 @@ test:
 
 fuzz:
 	SHOPSYNC_FUZZ_PAYLOADS=$${SHOPSYNC_FUZZ_PAYLOADS:-10000} .venv/bin/pytest -q -s tests/test_push_fuzzing.py
+
+bench: setup
+	bash scripts/bench.sh
+
+bench-quick: setup
+	bash scripts/bench.sh --quick

@@ -66,6 +66,8 @@ check "supabase db lint" "${supabase[@]}" db lint --remote="$db_url" --schema "$
 check "supabase db advisors" "${supabase[@]}" db advisors --remote="$db_url" --type all --fail-on warn
 check "pg_prove" pg_prove --dbname "$db_url" --ext .sql supabase/tests/
 check "pytest" .venv/bin/pytest -q tests
+# Runs every benchmark at small sizes and checks each figure is produced (no timing is judged).
+check "bench (quick)" .venv/bin/python bench/run.py --quick --no-print-json
 check "deno test" deno_tests
 
 echo

@@ -7,7 +7,9 @@ comes back ``duplicate``; a pull page that was not committed is fetched again.
 
 from __future__ import annotations
 
+import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -191,9 +193,70 @@ class SyncClient:
                 result.errors.append(exc)
                 return exc
             with self.store.transaction():
-                for entry, res in zip(entries, results):
-                    self._apply_result(entry, res, result)
+                self._apply_results(entries, results, result)
             after = entries[-1].seq
+
+    def _apply_results(self, entries: list[OutboxEntry], results: list[dict[str, Any]], result: SyncResult) -> None:
+        """Apply a push batch's answer (inside its transaction): what ``_apply_result`` does for each
+        event, set-wise for the common case.
+
+        A row whose every event in the batch was applied or merged, that has no other queued event,
+        no open conflict and no stored base, simply becomes ``synced`` at the server's version: those
+        rows take one ``executemany`` per table. Every other event goes through ``_apply_result``
+        in order (the two sets of rows are disjoint, so the order between them does not matter).
+        """
+        store = self.store
+        conn = store._conn
+        tables = store.schema.tables
+        ok: dict[tuple[str, str], int] = {}  # (table, row) -> events of the row in this batch, all applied
+        bad: set[tuple[str, str]] = set()
+        for entry, res in zip(entries, results):
+            status = res.get("status")
+            effective = res.get("original_status") if status == "duplicate" else status
+            key = (entry.table, entry.row_id)
+            if effective in ("applied", "merged") and entry.table in tables and key not in bad:
+                ok[key] = ok.get(key, 0) + 1
+            else:
+                bad.add(key)
+                ok.pop(key, None)
+        by_table: dict[str, list[str]] = {}
+        for table, row_id in ok:
+            by_table.setdefault(table, []).append(row_id)
+        fast: set[tuple[str, str]] = set()
+        for table, row_ids in by_table.items():
+            ids = json.dumps(row_ids)
+            queued = {r[0]: r[1] for r in conn.execute(
+                "select row_id, count(*) from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+                " group by row_id", (table, ids))}
+            busy = {r[0] for r in conn.execute(
+                "select row_id from _conflicts where table_name = ? and resolved_at is null"
+                " and row_id in (select value from json_each(?))"
+                " union select row_id from _bases where table_name = ? and row_id in (select value from json_each(?))",
+                (table, ids, table, ids))}
+            fast.update((table, r) for r in row_ids if r not in busy and queued.get(r, 0) == ok[(table, r)])
+        versions: dict[tuple[str, str], int] = {}
+        done: list[tuple[str]] = []
+        for entry, res in zip(entries, results):
+            key = (entry.table, entry.row_id)
+            if key not in fast:
+                self._apply_result(entry, res, result)
+                continue
+            status = res.get("status")
+            result.pushed += 1
+            if status == "duplicate":
+                result.duplicates += 1
+            else:
+                setattr(result, status, getattr(result, status) + 1)
+            done.append((entry.event_id,))
+            versions[key] = max(versions.get(key, 0), int(res.get("version") or 0))
+        conn.executemany("delete from _outbox where event_id = ?", done)
+        by_table_v: dict[str, list[tuple[int, str]]] = {}
+        for (table, row_id), version in versions.items():
+            by_table_v.setdefault(table, []).append((version, row_id))
+        for table, params in by_table_v.items():
+            conn.executemany(
+                f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
+                " last_error = null where id = ?", params)
 
     def _apply_result(self, entry: OutboxEntry, res: dict[str, Any], result: SyncResult) -> None:
         status = res.get("status")
@@ -286,13 +349,33 @@ class SyncClient:
         store._write_row(spec.name, values)
 
     # -- pull ---------------------------------------------------------------------------------------
+    def _fetch_page(self, cursor: int) -> Any:
+        return self.transport.call("sync_pull", {
+            "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size})
+
     def _pull_all(self, result: SyncResult) -> None:
+        # While a page is applied, the next one (after the cursor the page answered) is already
+        # being fetched: the server's work and the local writes overlap. A prefetched page is used
+        # only if the store's cursor is still the one it was asked for.
+        prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-pull")
+        try:
+            self._pull_pages(result, prefetch)
+        finally:
+            prefetch.shutdown(wait=False, cancel_futures=True)
+
+    def _pull_pages(self, result: SyncResult, prefetch: ThreadPoolExecutor) -> None:
         resets = 0
+        ahead: tuple[int, Future[Any]] | None = None
         while True:
             try:
-                page = self.transport.call("sync_pull", {
-                    "p_device_id": self.store.device_id, "p_cursor": self.store.cursor, "p_limit": self.page_size})
+                cursor = self.store.cursor
+                if ahead is not None and ahead[0] == cursor:
+                    page = ahead[1].result()
+                else:
+                    page = self._fetch_page(cursor)
+                ahead = None
             except ProtocolError as exc:
+                ahead = None
                 if exc.reason == "cursor_ahead" and resets == 0:  # the server's log restarted
                     resets += 1
                     result.resets += 1
@@ -303,6 +386,9 @@ class SyncClient:
             except ShopSyncError as exc:
                 result.errors.append(exc)
                 return
+            if page.get("has_more") and not page.get("reset_required"):
+                nxt = int(page["cursor"])
+                ahead = (nxt, prefetch.submit(self._fetch_page, nxt))
             if page.get("reset_required"):
                 if resets:
                     result.errors.append(ProtocolError("sync_pull asked for a reset twice in one sync",
@@ -320,10 +406,7 @@ class SyncClient:
                     result.errors.append(exc)
                     return
             with self.store.transaction():
-                for change in changes:
-                    spec = self.store.schema.tables.get(change["table"])
-                    if spec is not None:
-                        self._adopt(spec, str(change["row_id"]), spec.stored_from_wire(change["row"]))
+                self._apply_changes(changes)
                 if self.pull_page_hook is not None:
                     self.pull_page_hook(page)
                 self.store.set_meta("cursor", int(page["cursor"]))
@@ -332,6 +415,61 @@ class SyncClient:
             result.pulled += len(changes)
             if not page.get("has_more"):
                 return
+
+    def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
+        """Apply a pull page (inside its transaction): what ``_adopt`` does for each change, set-wise.
+
+        Only the last change of a row in the page counts (versions rise with seq, so it is the one
+        ``_adopt`` would keep). Rows with queued events or an open conflict go through ``_adopt``;
+        the rest (an initial pull: all of them) are written with one ``executemany`` per table
+        after one query for what the store holds of them.
+        """
+        store = self.store
+        conn = store._conn
+        by_table: dict[str, dict[str, dict[str, Any]]] = {}
+        for change in changes:
+            by_table.setdefault(change["table"], {})[str(change["row_id"])] = change["row"]
+        for table, rows in by_table.items():
+            spec = store.schema.tables.get(table)
+            if spec is None:
+                continue
+            ids = json.dumps(list(rows))
+            t = _q(table)
+            special = {r[0] for r in conn.execute(
+                "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+                " union select row_id from _conflicts where table_name = ? and resolved_at is null"
+                " and row_id in (select value from json_each(?))", (table, ids, table, ids))}
+            local = {r[0]: (r[1], r[2]) for r in conn.execute(
+                f"select id, version, sync_state from {t} where id in (select value from json_each(?))", (ids,))}
+            based = {r[0] for r in conn.execute(
+                "select row_id from _bases where table_name = ? and row_id in (select value from json_each(?))",
+                (table, ids))}
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            unbase: list[tuple[str, str]] = []
+            for row_id, wire in rows.items():
+                values = spec.stored_from_wire(wire)
+                if row_id in special:
+                    self._adopt(spec, row_id, values)
+                    continue
+                cur = local.get(row_id)
+                version = values.get("version")
+                if cur is not None and version is not None:
+                    if cur[0] is not None and version < cur[0]:
+                        continue  # we already hold a newer server version
+                    if cur[1] == "failed" and version == cur[0]:
+                        continue  # a rejected edit stays visible until the server has news
+                if row_id in based:
+                    unbase.append((table, row_id))
+                values["sync_state"] = "synced"
+                values["last_error"] = None
+                groups.setdefault(tuple(values), []).append(list(values.values()))
+            for cols, params in groups.items():
+                sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
+                conn.executemany(
+                    f"insert into {t} ({', '.join(_q(c) for c in cols)}) values ({', '.join('?' * len(cols))})"
+                    f" on conflict (id) do update set {sets}", params)
+            if unbase:
+                conn.executemany("delete from _bases where table_name = ? and row_id = ?", unbase)
 
     def _needs_schema(self, changes: list[dict[str, Any]]) -> bool:
         tables = self.store.schema.tables

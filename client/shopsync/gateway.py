@@ -74,6 +74,13 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -174,7 +181,8 @@ class Gateway:
             args = dict(parse_qsl(query, keep_blank_values=True))
         try:
             with self.pool.connection() as conn:
-                return self._run(conn, method, path, schema, fn_name, args, claims, headers)
+                raw = _utf8(body) if method == "POST" and body.strip() else None
+                return self._run(conn, method, path, schema, fn_name, args, claims, headers, raw)
         except psycopg.Error as exc:
             diag = exc.diag
             code = diag.sqlstate
@@ -188,7 +196,8 @@ class Gateway:
             raise ApiError(400, "PGRST102", "Empty or invalid json: nested too deeply") from None
 
     def _run(self, conn: psycopg.Connection, method: str, path: str, schema: str, fn_name: str,
-             args: Any, claims: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes | None]:
+             args: Any, claims: dict[str, Any], headers: dict[str, str],
+             raw: str | None = None) -> tuple[int, bytes | None]:
         cur = conn.cursor()
         if method == "GET":
             cur.execute("set transaction read only")
@@ -215,9 +224,12 @@ class Gateway:
             (claims["role"], json.dumps(claims), json.dumps(headers), method, path),
         )
         params: list[Any] = []
+        # A POST body that is UTF-8 goes to Postgres as it came (as PostgREST hands it over), and
+        # jsonb arguments are taken out of it there: no re-encoding in Python of a large argument
+        # (a push's events), numbers exactly as the client wrote them.
         if fn is single:
             call_args = sql.SQL("%s::" + fn.argtypes[0])
-            params.append(_json_text(args))
+            params.append(raw if raw is not None else _json_text(args))
         else:
             parts = []
             for name, value in args.items():
@@ -225,6 +237,11 @@ class Gateway:
                 typ, cat = fn.argtypes[i], fn.argcats[i]
                 if value is None:
                     parts.append(sql.SQL("{} => null::" + typ).format(sql.Identifier(name)))
+                    continue
+                if typ == "jsonb" and raw is not None and isinstance(value, (dict, list)):
+                    expr, param = "(%s::jsonb -> %s)::" + typ, None
+                    parts.append(sql.SQL("{} => " + expr).format(sql.Identifier(name)))
+                    params.extend((raw, name))
                     continue
                 if typ in ("json", "jsonb"):
                     expr, param = "%s::" + typ, _json_text(value)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -38,8 +40,15 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# What Postgres writes for a timestamptz in JSON when the session is in UTC, with microseconds:
+# turned into the stored form by slicing (a pull converts several per row).
+_PG_UTC_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00").fullmatch
+
+
 def normalize_timestamp(value: Any) -> str:
     """A datetime or ISO-8601 text as UTC ISO-8601 text with microseconds and ``Z``."""
+    if isinstance(value, str) and _PG_UTC_MICROS(value):
+        return value[:26] + "Z"
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
@@ -63,12 +72,12 @@ class ColumnSpec:
     nullable: bool = True
     system: bool = False
 
-    @property
+    @cached_property
     def kind(self) -> str:
         """How values of this column are handled; uuid, text, varchar and anything else are text."""
         return "numeric" if _NUMERIC.match(self.type) else _KINDS.get(self.type, "text")
 
-    @property
+    @cached_property
     def scale(self) -> int | None:
         m = _NUMERIC.match(self.type)
         return int(m.group(2)) if m and m.group(2) else None
@@ -134,6 +143,21 @@ class ColumnSpec:
             raise InvalidValueError(f"{self.name} expects text, not {value!r}")
         return value
 
+    @cached_property
+    def from_wire(self) -> Callable[[Any], Any]:
+        """``to_stored(value, from_wire=True)``, with the common cases (text, uuid, integers, UTC
+        timestamps as Postgres writes them) short-cut: a pull converts every column of every row."""
+        kind = self.kind
+        slow = self.to_stored
+        if kind == "text":
+            return lambda v: v if v is None or v.__class__ is str else slow(v, from_wire=True)
+        if kind == "integer":
+            return lambda v: v if v is None or v.__class__ is int else slow(v, from_wire=True)
+        if kind == "timestamp":
+            return lambda v: (v[:26] + "Z" if v.__class__ is str and _PG_UTC_MICROS(v)
+                              else slow(v, from_wire=True))
+        return lambda v: slow(v, from_wire=True)
+
     def to_app(self, stored: Any) -> Any:
         """A stored value as the app sees it."""
         if stored is None:
@@ -164,8 +188,11 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     _by_name: dict[str, ColumnSpec] = field(default_factory=dict, compare=False, repr=False)
 
+    _from_wire: dict[str, Callable[[Any], Any]] = field(default_factory=dict, compare=False, repr=False)
+
     def __post_init__(self) -> None:
         self._by_name.update({c.name: c for c in self.columns})
+        self._from_wire.update({c.name: c.from_wire for c in self.columns})
 
     def column(self, name: str) -> ColumnSpec:
         try:
@@ -182,7 +209,8 @@ class TableSpec:
 
     def stored_from_wire(self, row: dict[str, Any]) -> dict[str, Any]:
         """A server row (pull or conflict) in stored form; columns this schema lacks are ignored."""
-        return {k: self._by_name[k].to_stored(v, from_wire=True) for k, v in row.items() if k in self._by_name}
+        conv = self._from_wire
+        return {k: conv[k](v) for k, v in row.items() if k in conv}
 
     def wire_from_stored(self, values: dict[str, Any]) -> dict[str, Any]:
         return {k: self._by_name[k].to_wire(v) for k, v in values.items()}

@@ -1,0 +1,690 @@
+"""shopsync benchmarks (issue 8): push and pull throughput against the naive baseline and the
+physical limit, measured side by side in one run and reported as rates and ratios.
+
+    .venv/bin/python bench/run.py            # the full run (`make bench`)
+    .venv/bin/python bench/run.py --quick    # seconds; checks every figure is produced (`make bench-quick`)
+
+Needs a running stack (``shopsync stack up``) named by the environment (SUPABASE_URL,
+SUPABASE_DB_URL); it creates its own shops, users and devices (fresh ids each run), raises the
+licence and push-rate limits for the run and restores them after. Prints a table and the JSON,
+and writes the JSON to bench/results/<timestamp>[-quick].json.
+
+Nothing here asserts a timing: the targets of issue 8 are reported as met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "client"))
+
+from shopsync import LocalStore, SyncClient  # noqa: E402
+from shopsync.settings import StackSettings, load_settings  # noqa: E402
+from shopsync.stack import mint_user_token  # noqa: E402
+
+# Sizes of the full run and of the quick one (which only proves the benchmark still runs).
+FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,
+        "history_big": 1_000_000, "history_small": 1_000, "tip": 100, "tip_repeats": 21,
+        "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500}
+QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
+         "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
+         "rls_repeats": 3, "conc_total": 320, "conc_batch": 500}
+PUSH_BATCHES = (1, 100, 500, 1000)
+PULL_PAGES = (500, 2000)
+CONC_DEVICES = (1, 4, 16)
+
+CUSTOMER_COLS = ("id", "shop_id", "customer_code", "name", "email", "phone", "notes", "version", "created_at",
+                 "updated_at", "deleted_at", "last_device_id", "client_changed_at")
+
+# The page query of shopsync.pull (supabase/migrations/*_sync_pull.sql), for EXPLAIN and for the
+# service_role side of the RLS comparison.
+PULL_QUERY = """
+select coalesce(jsonb_agg(jsonb_build_object(
+         'seq', p.seq, 'table', p.table_name, 'op', p.op, 'row_id', p.row_id, 'version', p.version, 'row', p.row
+       ) order by p.seq), '[]'::jsonb), coalesce(max(p.seq), %(cursor)s)
+from (
+  select cl.seq, cl.table_name, cl.op, cl.row_id, cl.version, cl.row
+  from shopsync.change_log as cl
+  where cl.shop_id = %(shop)s and cl.seq > %(cursor)s
+  order by cl.seq
+  limit %(limit)s
+) as p
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def db(settings: StackSettings) -> psycopg.Connection[Any]:
+    return psycopg.connect(settings.db_url, autocommit=True)
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+# -- shops, users, devices --------------------------------------------------------------------------
+class Bench:
+    def __init__(self, settings: StackSettings, sizes: dict[str, int], tmp: Path) -> None:
+        self.settings = settings
+        self.sizes = sizes
+        self.tmp = tmp
+        self.run_id = uuid.uuid4().hex[:8]
+        self.conn = db(settings)
+        self._tokens: dict[str, str] = {}
+
+    def make_shop(self, tag: str) -> tuple[str, str]:
+        """A fresh shop with one staff user; (shop_id, email)."""
+        shop = str(uuid.uuid4())
+        user = str(uuid.uuid4())
+        email = f"bench-{tag}-{self.run_id}@bench.test"
+        c = self.conn
+        with c.transaction():
+            c.execute("insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data,"
+                      " created_at, updated_at) values ('00000000-0000-0000-0000-000000000000', %s, 'authenticated',"
+                      " 'authenticated', %s, '{\"provider\": \"email\"}', '{}', now(), now())", (user, email))
+            c.execute("insert into public.shops (id, name) values (%s, %s)", (shop, f"bench {tag} {self.run_id}"))
+            c.execute("insert into public.licenses (shop_id, plan, max_devices, valid_until)"
+                      " values (%s, 'bench', 100000, now() + interval '1 day')", (shop,))
+            c.execute("insert into public.shop_members (shop_id, user_id, role) values (%s, %s, 'staff')", (shop, user))
+        return shop, email
+
+    def token(self, email: str) -> str:
+        if email not in self._tokens:
+            self._tokens[email] = mint_user_token(self.settings, email, expires_in=6 * 3600)
+        return self._tokens[email]
+
+    def device(self, name: str, email: str, **kwargs: Any) -> SyncClient:
+        return make_client(self.settings, self.tmp / f"{name}.db", self.token(email), name, **kwargs)
+
+    def seed_customers(self, shop: str, n: int) -> None:
+        """n customers inserted as postgres, triggers on: the change log gets them (one statement)."""
+        self.conn.execute(
+            "insert into public.customers (id, shop_id, customer_code, name, email, phone)"
+            " select gen_random_uuid(), %s, 'C-SEED-' || g, 'Customer ' || g, 'customer' || g || '@example.test',"
+            " '+49 30 ' || (1000000 + g) from generate_series(1, %s) as g", (shop, n))
+
+
+def make_client(settings: StackSettings, path: Path, token: str, name: str, **kwargs: Any) -> SyncClient:
+    import supabase
+
+    sb = supabase.create_client(settings.api_url, settings.anon_key)
+    return SyncClient(LocalStore(path), sb, access_token=token, device_name=name, **kwargs)
+
+
+def queue_customers(client: SyncClient, n: int, tag: str) -> None:
+    """n customer inserts in the device's outbox (one local transaction, untimed)."""
+    store = client.store
+    with store.transaction():
+        for i in range(n):
+            store.insert("customers", {"name": f"Customer {tag} {i}", "email": f"c{i}.{tag}@example.test",
+                                       "phone": f"+49 30 {2000000 + i}"})
+
+
+@contextmanager
+def raised_limits(conn: psycopg.Connection[Any]) -> Any:
+    """The bench's devices push hundreds of calls a minute; the seed licences allow few devices."""
+    old_rate = conn.execute("select value::text from shopsync.config where key = 'push_calls_per_minute'").fetchone()
+    old_lic = conn.execute("select shop_id, max_devices from public.licenses").fetchall()
+    conn.execute("update public.licenses set max_devices = 100000")
+    conn.execute("update shopsync.config set value = '1000000' where key = 'push_calls_per_minute'")
+    try:
+        yield
+    finally:
+        if old_rate:
+            conn.execute("update shopsync.config set value = %s::jsonb where key = 'push_calls_per_minute'",
+                         (old_rate[0],))
+        with conn.cursor() as cur:
+            cur.executemany("update public.licenses set max_devices = %s where shop_id = %s",
+                            [(m, s) for s, m in old_lic])
+
+
+# -- 1. push ------------------------------------------------------------------------------------------
+def bench_push(b: Bench) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    shop, email = b.make_shop("push")
+    last_events: list[dict[str, Any]] = []
+    for batch in PUSH_BATCHES:
+        n = b.sizes["push_events_batch1"] if batch == 1 else b.sizes["push_events"]
+        client = b.device(f"push-{batch}", email, batch_size=batch)
+        client.register()
+        queue_customers(client, n, f"b{batch}")
+        events = [e.to_event() for e in client.store.outbox.all()]
+        t0 = time.perf_counter()
+        r = client.push()
+        dt = time.perf_counter() - t0
+        errors = len(r.errors) + r.rejected + r.conflicts + (n - r.applied)
+        out[f"batch_{batch}"] = {"events": n, "seconds": dt, "events_per_s": rate(n, dt), "calls": -(-n // batch),
+                                 "errors": errors}
+        log(f"push batch {batch}: {n} events in {dt:.2f}s = {rate(n, dt):,.0f}/s, errors {errors}")
+        client.store.close()
+        last_events = events
+    out["raw_insert"] = raw_insert(b, shop, last_events)
+    n = len(last_events)
+    log(f"push raw insert: {n} rows in {out['raw_insert']['seconds']:.3f}s")
+    r500 = out["batch_500"]["events_per_s"]
+    out["ratio_500_vs_1"] = r500 / out["batch_1"]["events_per_s"]
+    out["ratio_500_vs_raw"] = r500 / out["raw_insert"]["events_per_s"]
+    out["ratio_1000_vs_raw"] = out["batch_1000"]["events_per_s"] / out["raw_insert"]["events_per_s"]
+    out["note"] = (f"batch 1 pushes {b.sizes['push_events_batch1']} events (one HTTP round trip each), the others "
+                   f"{b.sizes['push_events']}; rates are per second so they compare")
+    return out
+
+
+def raw_insert(b: Bench, shop: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The physical limit: the same rows in one insert ... select from jsonb_to_recordset, as postgres,
+    into a copy of customers (its constraints and indexes; no triggers, RLS or idempotency)."""
+    c = b.conn
+    table = f"bench_raw_{b.run_id}"
+    c.execute("create schema if not exists bench")
+    c.execute(f"create table bench.{table} (like public.customers including defaults including constraints"
+              " including indexes)")
+    rows = [{"id": e["row_id"], "client_ts": e["client_ts"], **e["data"]} for e in events]
+    t0 = time.perf_counter()
+    payload = json.dumps(rows)
+    with c.transaction():
+        c.execute(
+            f"insert into bench.{table} (id, shop_id, customer_code, name, email, phone, notes, client_changed_at)"
+            " select r.id, %s, r.customer_code, r.name, r.email, r.phone, r.notes, r.client_ts"
+            " from jsonb_to_recordset(%s::jsonb) as r (id uuid, customer_code text, name text, email text,"
+            " phone text, notes text, client_ts timestamptz)", (shop, payload))
+    dt = time.perf_counter() - t0
+    c.execute(f"drop table bench.{table}")
+    return {"events": len(rows), "seconds": dt, "events_per_s": rate(len(rows), dt)}
+
+
+# -- 2. initial pull and memory (each pull in its own process, for its peak RSS) ----------------------
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def pull_worker(args: argparse.Namespace) -> None:
+    """One initial pull in a fresh process. Peak RSS: ``ru_maxrss``, but on Linux a child's
+    ``ru_maxrss`` starts at its parent's RSS at fork (it survives exec), so the pull's own peak is
+    read from the address space's high-water mark (VmHWM), reset just before the pull."""
+    settings = load_settings(ROOT / ".env")
+    client = make_client(settings, Path(args.db), args.token, "pull-worker", page_size=args.page_size)
+    client.register()
+    rss_before = _status_kib("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    except OSError:
+        pass
+    t0 = time.perf_counter()
+    r = client.pull()
+    dt = time.perf_counter() - t0
+    peak = _status_kib("VmHWM")
+    rows = client.store.count("customers", include_deleted=True)
+    client.store.close()
+    print(json.dumps({"pulled": r.pulled, "rows": rows, "seconds": dt, "errors": [str(e) for e in r.errors],
+                      "rss_before_kib": rss_before, "peak_rss_kib": peak,
+                      "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def run_pull(b: Bench, email: str, page: int, name: str) -> dict[str, Any]:
+    path = b.tmp / f"{name}.db"
+    done = subprocess.run([sys.executable, __file__, "--worker", "pull", "--db", str(path), "--token", b.token(email),
+                           "--page-size", str(page)], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"pull worker failed:\n{done.stdout}\n{done.stderr}")
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    res["rows_per_s"] = rate(res["pulled"], res["seconds"])
+    res["peak_rss_mib"] = res["peak_rss_kib"] / 1024
+    res["rss_before_mib"] = res["rss_before_kib"] / 1024
+    res["rss_growth_mib"] = (res["peak_rss_kib"] - res["rss_before_kib"]) / 1024
+    res["page_size"] = page
+    return res
+
+
+def pull_limit(b: Bench, shop: str) -> dict[str, Any]:
+    """COPY out of Postgres plus one executemany into SQLite in one transaction (same local table)."""
+    doc = b.device("limit-schema", b.make_shop("limit")[1])
+    doc.register()
+    schema = doc.store.schema.raw
+    doc.store.close()
+    store = LocalStore(b.tmp / "limit.db", schema=schema)
+    cols = [c.name for c in store.table("customers").columns]
+    collist = ", ".join(cols)
+    conn = store._conn
+    t0 = time.perf_counter()
+    with b.conn.cursor() as cur:
+        with cur.copy(f"copy (select {collist} from public.customers where shop_id = %s) to stdout", (shop,)) as cp:
+            rows = list(cp.rows())
+    t_copy = time.perf_counter() - t0
+    conn.execute("begin")
+    conn.executemany(f"insert into customers ({collist}) values ({', '.join('?' * len(cols))})", rows)
+    conn.execute("commit")
+    dt = time.perf_counter() - t0
+    store.close()
+    return {"rows": len(rows), "seconds": dt, "copy_seconds": t_copy, "rows_per_s": rate(len(rows), dt)}
+
+
+def bench_pull(b: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
+    n, n_small = b.sizes["pull_rows"], b.sizes["pull_small_rows"]
+    shop, email = b.make_shop("pull")
+    small_shop, small_email = b.make_shop("pullsmall")
+    t0 = time.perf_counter()
+    b.seed_customers(shop, n)
+    b.seed_customers(small_shop, n_small)
+    b.conn.execute("analyze shopsync.change_log")
+    log(f"pull: seeded {n} + {n_small} customers (triggers on) in {time.perf_counter() - t0:.1f}s")
+    pull: dict[str, Any] = {"rows": n}
+    for page in PULL_PAGES:
+        res = run_pull(b, email, page, f"pull-{page}")
+        pull[f"page_{page}"] = res
+        log(f"pull {n} rows, page {page}: {res['seconds']:.2f}s = {res['rows_per_s']:,.0f} rows/s,"
+            f" peak RSS {res['peak_rss_mib']:.0f} MiB (before the pull {res['rss_before_mib']:.0f})")
+    pull["limit"] = pull_limit(b, shop)
+    log(f"pull limit (COPY + executemany): {pull['limit']['seconds']:.2f}s = {pull['limit']['rows_per_s']:,.0f} rows/s")
+    pull["ratio_page_500_vs_limit"] = pull["page_500"]["rows_per_s"] / pull["limit"]["rows_per_s"]
+    pull["ratio_page_2000_vs_limit"] = pull["page_2000"]["rows_per_s"] / pull["limit"]["rows_per_s"]
+    pull["vs_powersync_http"] = {"powersync_rows_per_s": 100_000 / 7.15,
+                                 "ratio": pull["page_500"]["rows_per_s"] / (100_000 / 7.15)}
+    small = run_pull(b, small_email, 500, "pull-small-500")
+    memory = {
+        "page_500_rows_total": {"rows": n, "peak_rss_mib": pull["page_500"]["peak_rss_mib"],
+                                "rss_growth_mib": pull["page_500"]["rss_growth_mib"]},
+        "page_2000_rows_total": {"rows": n, "peak_rss_mib": pull["page_2000"]["peak_rss_mib"],
+                                 "rss_growth_mib": pull["page_2000"]["rss_growth_mib"]},
+        "page_500_small_total": {"rows": n_small, "peak_rss_mib": small["peak_rss_mib"],
+                                 "rss_growth_mib": small["rss_growth_mib"]},
+    }
+    memory["growth_ratio_page_2000_vs_500"] = (pull["page_2000"]["rss_growth_mib"]
+                                               / max(pull["page_500"]["rss_growth_mib"], 0.1))
+    memory["growth_ratio_total_big_vs_small_at_500"] = (pull["page_500"]["rss_growth_mib"]
+                                                        / max(small["rss_growth_mib"], 0.1))
+    log(f"memory: growth {memory['page_500_rows_total']['rss_growth_mib']:.1f} MiB (page 500, {n} rows),"
+        f" {memory['page_2000_rows_total']['rss_growth_mib']:.1f} MiB (page 2000),"
+        f" {small['rss_growth_mib']:.1f} MiB (page 500, {n_small} rows)")
+    pull["_shop"], pull["_email"] = shop, email
+    return pull, memory
+
+
+# -- 3. pull cost against history ------------------------------------------------------------------
+def build_history(b: Bench, shop: str, n: int) -> None:
+    """n change-log entries for the shop, set-wise (as postgres), and its cursor at n."""
+    b.conn.execute(
+        """
+        insert into shopsync.change_log (shop_id, seq, table_name, row_id, op, version, changed_columns, row,
+                                         device_id, client_ts)
+        select %(shop)s, s.g, 'customers', s.id, 'insert', 1, null,
+               jsonb_build_object('id', s.id, 'shop_id', %(shop)s::uuid, 'customer_code', 'C-H-' || s.g,
+                 'name', 'Customer ' || s.g, 'email', 'h' || s.g || '@example.test', 'phone', null, 'notes', null,
+                 'version', 1, 'created_at', now(), 'updated_at', now(), 'deleted_at', null,
+                 'last_device_id', null, 'client_changed_at', now()),
+               null, now()
+        from (select g, gen_random_uuid() as id from generate_series(1, %(n)s) as g) as s
+        """, {"shop": shop, "n": n})
+    b.conn.execute("update shopsync.shop_cursor set last_seq = %s where shop_id = %s", (n, shop))
+
+
+def explain_pull(b: Bench, shop: str, cursor: int, limit: int) -> tuple[str, float]:
+    rows = b.conn.execute("explain (analyze, buffers) " + PULL_QUERY,
+                          {"shop": shop, "cursor": cursor, "limit": limit}).fetchall()
+    text = "\n".join(r[0] for r in rows)
+    exec_ms = next((float(r[0].split(":")[1].split()[0]) for r in rows if r[0].startswith("Execution Time")), 0.0)
+    return text, exec_ms
+
+
+def bench_history(b: Bench) -> dict[str, Any]:
+    big, small, tip = b.sizes["history_big"], b.sizes["history_small"], b.sizes["tip"]
+    shops: dict[str, tuple[str, str, int]] = {}
+    t0 = time.perf_counter()
+    for label, n in (("big", big), ("small", small)):
+        shop, email = b.make_shop(f"hist{label}")
+        build_history(b, shop, n)
+        shops[label] = (shop, email, n)
+    # Vacuumed now, so autovacuum does not start on the fresh million rows in the middle of a
+    # later measurement (a push measured right after the build ran 8x slower).
+    b.conn.execute("vacuum analyze shopsync.change_log")
+    log(f"history: built {big:,} + {small:,} change-log entries in {time.perf_counter() - t0:.1f}s")
+    clients = {}
+    for label, (shop, email, n) in shops.items():
+        c = b.device(f"hist-{label}", email)
+        c.register()
+        clients[label] = c
+    times: dict[str, list[float]] = {"big": [], "small": []}
+    for _ in range(b.sizes["tip_repeats"]):  # interleaved, so noise hits both
+        for label, (shop, email, n) in shops.items():
+            t1 = time.perf_counter()
+            page = clients[label].transport.call("sync_pull", {"p_device_id": clients[label].store.device_id,
+                                                               "p_cursor": n - tip, "p_limit": 500})
+            times[label].append(time.perf_counter() - t1)
+            assert len(page["changes"]) == tip, len(page["changes"])
+    out: dict[str, Any] = {"tip_changes": tip}
+    for label, (shop, email, n) in shops.items():
+        plan, exec_ms = explain_pull(b, shop, n - tip, 500)
+        out[f"tip_of_{label}"] = {"log_entries": n, "median_ms": statistics.median(times[label]) * 1000,
+                                  "min_ms": min(times[label]) * 1000, "repeats": len(times[label]),
+                                  "query_execution_ms": exec_ms, "plan": plan}
+        clients[label].store.close()
+    out["ratio_big_vs_small"] = out["tip_of_big"]["median_ms"] / out["tip_of_small"]["median_ms"]
+    out["query_ratio_big_vs_small"] = (out["tip_of_big"]["query_execution_ms"]
+                                       / max(out["tip_of_small"]["query_execution_ms"], 0.001))
+    log(f"history: tip of {big:,}: {out['tip_of_big']['median_ms']:.1f} ms, tip of {small:,}:"
+        f" {out['tip_of_small']['median_ms']:.1f} ms (ratio {out['ratio_big_vs_small']:.2f})")
+    return out
+
+
+# -- 4. RLS overhead ---------------------------------------------------------------------------------
+def bench_rls(b: Bench, shop: str, email: str) -> dict[str, Any]:
+    """Both sides in SQL on one connection, as PostgREST runs a request: one transaction with
+    ``set local role`` and ``request.jwt.claims``."""
+    import jwt  # PyJWT, a dependency of the package's token code
+
+    client = b.device("rls", email)
+    client.register()
+    device = client.store.device_id
+    client.store.close()
+    claims = jwt.decode(b.token(email), options={"verify_signature": False})
+    service_claims = json.dumps({"role": "service_role", "iss": "supabase-demo"})
+    n_rows = b.sizes["pull_rows"]
+    cursor = n_rows // 2
+    c = b.conn
+    params = {"shop": shop, "cursor": cursor, "limit": 500}
+
+    def timed(role: str, jwt_claims: str, query: str, args: Any, grant: bool = False) -> float:
+        with c.cursor() as cur:
+            cur.execute("begin")
+            if grant:  # service_role may not read the private schema: granted inside this transaction only
+                cur.execute("grant usage on schema shopsync to service_role;"
+                            " grant select on shopsync.change_log to service_role")
+            cur.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                        (role, jwt_claims))
+            t0 = time.perf_counter()
+            cur.execute(query, args)
+            cur.fetchall()
+            dt = time.perf_counter() - t0
+            cur.execute("rollback")
+        return dt
+
+    read = "select count(*), max(name), max(email) from public.customers where shop_id = %(shop)s"
+    pull_auth = "select public.sync_pull(%(dev)s, %(cursor)s, %(limit)s)::text"
+    samples: dict[str, list[float]] = {k: [] for k in ("pull_auth", "pull_service", "read_auth", "read_service")}
+    for i in range(b.sizes["rls_repeats"] + 1):
+        s = {
+            "pull_auth": timed("authenticated", json.dumps(claims), pull_auth, {**params, "dev": device}),
+            "pull_service": timed("service_role", service_claims, PULL_QUERY, params, grant=True),
+            "read_auth": timed("authenticated", json.dumps(claims), read, params),
+            "read_service": timed("service_role", service_claims, read, params),
+        }
+        if i:  # the first round warms caches
+            for k, v in s.items():
+                samples[k].append(v)
+    med = {k: statistics.median(v) * 1000 for k, v in samples.items()}
+    out = {
+        "pull_page_500_authenticated_ms": med["pull_auth"],
+        "pull_page_500_service_role_ms": med["pull_service"],
+        "pull_ratio": med["pull_auth"] / med["pull_service"],
+        "table_read_rows": n_rows,
+        "table_read_authenticated_ms": med["read_auth"],
+        "table_read_service_role_ms": med["read_service"],
+        "table_read_ratio": med["read_auth"] / med["read_service"],
+        "note": ("pull: public.sync_pull as the user (a security-definer function: its page query runs as its "
+                 "owner, so RLS is not evaluated inside; the ratio is the authenticated call's whole cost, "
+                 "membership and device checks included) vs the same page query as service_role. table read: "
+                 "an aggregate over the shop's customers, under RLS as the user vs service_role (bypassrls)."),
+    }
+    log(f"rls: pull {med['pull_auth']:.1f} vs {med['pull_service']:.1f} ms ({out['pull_ratio']:.2f}x),"
+        f" read {med['read_auth']:.1f} vs {med['read_service']:.1f} ms ({out['table_read_ratio']:.2f}x)")
+    return out
+
+
+# -- 5. concurrency ----------------------------------------------------------------------------------
+def conc_worker(settings: StackSettings, path: str, token: str, n: int, batch: int, barrier: Any, q: Any) -> None:
+    try:
+        client = make_client(settings, Path(path), token, Path(path).stem, batch_size=batch)
+        client.register()
+        queue_customers(client, n, Path(path).stem)
+        barrier.wait(timeout=600)
+        t0 = time.time()
+        r = client.push()
+        t1 = time.time()
+        q.put({"t0": t0, "t1": t1, "events": n, "applied": r.applied,
+               "errors": len(r.errors) + r.rejected + r.conflicts + (n - r.applied),
+               "messages": [str(e) for e in r.errors][:3]})
+    except Exception as exc:  # reported, counted as errors
+        try:
+            barrier.abort()
+        except Exception:
+            pass
+        q.put({"t0": 0, "t1": 0, "events": n, "applied": 0, "errors": n, "messages": [repr(exc)]})
+
+
+def bench_concurrency(b: Bench) -> dict[str, Any]:
+    shop, email = b.make_shop("conc")
+    token = b.token(email)
+    ctx = mp.get_context("fork")
+    out: dict[str, Any] = {"total_events": b.sizes["conc_total"], "batch_size": b.sizes["conc_batch"]}
+    for k in CONC_DEVICES:
+        per = b.sizes["conc_total"] // k
+        barrier, q = ctx.Barrier(k), ctx.Queue()
+        procs = [ctx.Process(target=conc_worker, args=(b.settings, str(b.tmp / f"conc-{k}-{i}.db"), token, per,
+                                                       b.sizes["conc_batch"], barrier, q)) for i in range(k)]
+        for p in procs:
+            p.start()
+        res = [q.get(timeout=900) for _ in procs]
+        for p in procs:
+            p.join()
+        events = sum(r["events"] for r in res)
+        span = max(r["t1"] for r in res) - min(r["t0"] for r in res)
+        errors = sum(r["errors"] for r in res)
+        out[f"devices_{k}"] = {"devices": k, "events": events, "seconds": span, "events_per_s": rate(events, span),
+                               "errors": errors, "error_messages": sorted({m for r in res for m in r["messages"]})}
+        log(f"concurrency {k} devices: {events} events in {span:.2f}s = {rate(events, span):,.0f}/s, errors {errors}")
+    out["ratio_16_vs_1"] = out["devices_16"]["events_per_s"] / out["devices_1"]["events_per_s"]
+    out["ratio_4_vs_1"] = out["devices_4"]["events_per_s"] / out["devices_1"]["events_per_s"]
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    p, pl, h, rl, c = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"]
+    t = [
+        ("push batch 500 events/s", p["batch_500"]["events_per_s"], ">=", 20_000),
+        ("push batch 500 / batch 1", p["ratio_500_vs_1"], ">=", 50),
+        ("push batch 500 / raw insert", p["ratio_500_vs_raw"], ">=", 0.3),
+        ("initial pull rows/s (page 500)", pl["page_500"]["rows_per_s"], ">=", 50_000),
+        ("initial pull / limit (page 500)", pl["ratio_page_500_vs_limit"], ">=", 0.4),
+        ("tip-of-1M / tip-of-1k latency", h["ratio_big_vs_small"], "<=", 2),
+        ("RLS overhead: pull", rl["pull_ratio"], "<=", 1.3),
+        ("RLS overhead: table read", rl["table_read_ratio"], "<=", 1.3),
+        ("16 devices / 1 device throughput", c["ratio_16_vs_1"], ">=", 0.5),
+        ("16 devices errors", c["devices_16"]["errors"], "<=", 0),
+    ]
+    return [{"name": n, "value": v, "op": op, "target": tgt, "met": (v >= tgt) if op == ">=" else (v <= tgt)}
+            for n, v, op, tgt in t]
+
+
+def fmt(v: float) -> str:
+    if isinstance(v, int) or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3f}"
+
+
+def table(r: dict[str, Any]) -> str:
+    p, pl, h, rl, c, m = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"], r["memory"]
+    lines = [("measure", "rate / figure", "compared with", "ratio")]
+    raw = p["raw_insert"]["events_per_s"]
+    for bsz in PUSH_BATCHES:
+        x = p[f"batch_{bsz}"]
+        lines.append((f"push, batch {bsz} ({x['events']:,} events)", f"{fmt(x['events_per_s'])} ev/s",
+                      "raw insert", fmt(x["events_per_s"] / raw)))
+    lines.append((f"push, raw insert limit ({p['raw_insert']['events']:,} rows)", f"{fmt(raw)} rows/s", "", ""))
+    lines.append(("push, batch 500 vs batch 1", "", "", fmt(p["ratio_500_vs_1"])))
+    for page in PULL_PAGES:
+        x = pl[f"page_{page}"]
+        lines.append((f"initial pull {pl['rows']:,} rows, page {page}", f"{fmt(x['rows_per_s'])} rows/s",
+                      "COPY+executemany", fmt(x["rows_per_s"] / pl["limit"]["rows_per_s"])))
+    lines.append(("initial pull limit (COPY + executemany)", f"{fmt(pl['limit']['rows_per_s'])} rows/s", "", ""))
+    lines.append(("initial pull, page 500, vs PowerSync HTTP", "", "14,000 rows/s", fmt(pl["vs_powersync_http"]["ratio"])))
+    lines.append((f"pull tip {h['tip_changes']} of {h['tip_of_big']['log_entries']:,}-entry log",
+                  f"{fmt(h['tip_of_big']['median_ms'])} ms", f"{h['tip_of_small']['log_entries']:,}-entry log",
+                  fmt(h["ratio_big_vs_small"])))
+    lines.append((f"pull tip {h['tip_changes']} of {h['tip_of_small']['log_entries']:,}-entry log",
+                  f"{fmt(h['tip_of_small']['median_ms'])} ms", "", ""))
+    lines.append(("pull page 500 as authenticated (SQL)", f"{fmt(rl['pull_page_500_authenticated_ms'])} ms",
+                  "service_role", fmt(rl["pull_ratio"])))
+    lines.append((f"table read {rl['table_read_rows']:,} rows under RLS", f"{fmt(rl['table_read_authenticated_ms'])} ms",
+                  "service_role", fmt(rl["table_read_ratio"])))
+    for k in CONC_DEVICES:
+        x = c[f"devices_{k}"]
+        lines.append((f"{k} device(s) pushing, batch {c['batch_size']}", f"{fmt(x['events_per_s'])} ev/s,"
+                      f" {x['errors']} errors", "1 device", fmt(x["events_per_s"] / c["devices_1"]["events_per_s"])))
+    lines.append((f"client peak RSS, pull {pl['rows']:,}, page 500", f"{fmt(m['page_500_rows_total']['peak_rss_mib'])} MiB"
+                  f" (+{fmt(m['page_500_rows_total']['rss_growth_mib'])})", "", ""))
+    lines.append((f"client peak RSS, pull {pl['rows']:,}, page 2000",
+                  f"{fmt(m['page_2000_rows_total']['peak_rss_mib'])} MiB"
+                  f" (+{fmt(m['page_2000_rows_total']['rss_growth_mib'])})", "growth vs page 500",
+                  fmt(m["growth_ratio_page_2000_vs_500"])))
+    lines.append((f"client peak RSS, pull {m['page_500_small_total']['rows']:,}, page 500",
+                  f"{fmt(m['page_500_small_total']['peak_rss_mib'])} MiB"
+                  f" (+{fmt(m['page_500_small_total']['rss_growth_mib'])})", f"growth at {pl['rows']:,} rows",
+                  fmt(1 / max(m["growth_ratio_total_big_vs_small_at_500"], 0.001))))
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    out = []
+    for j, row in enumerate(lines):
+        out.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |")
+        if j == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    out.append("")
+    out.append("| target (issue 8) | measured | target | met |")
+    out.append("|---|---|---|---|")
+    for t in r["targets"]:
+        out.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
+    return "\n".join(out)
+
+
+REQUIRED = [
+    ("push", "batch_1", "events_per_s"), ("push", "batch_100", "events_per_s"), ("push", "batch_500", "events_per_s"),
+    ("push", "batch_1000", "events_per_s"), ("push", "raw_insert", "events_per_s"), ("push", "ratio_500_vs_1"),
+    ("push", "ratio_500_vs_raw"), ("pull", "page_500", "rows_per_s"), ("pull", "page_2000", "rows_per_s"),
+    ("pull", "limit", "rows_per_s"), ("pull", "ratio_page_500_vs_limit"), ("history", "tip_of_big", "median_ms"),
+    ("history", "tip_of_small", "median_ms"), ("history", "ratio_big_vs_small"), ("history", "tip_of_big", "plan"),
+    ("rls", "pull_ratio"), ("rls", "table_read_ratio"), ("concurrency", "devices_1", "events_per_s"),
+    ("concurrency", "devices_4", "events_per_s"), ("concurrency", "devices_16", "events_per_s"),
+    ("concurrency", "devices_16", "errors"), ("concurrency", "ratio_16_vs_1"),
+    ("memory", "page_500_rows_total", "peak_rss_mib"), ("memory", "page_2000_rows_total", "peak_rss_mib"),
+    ("memory", "page_500_small_total", "peak_rss_mib"), ("targets",),
+]
+
+
+def missing_figures(r: dict[str, Any]) -> list[str]:
+    """Every figure the report promises, present and of the right kind (no timing is judged)."""
+    missing = []
+    for path in REQUIRED:
+        v: Any = r
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
+            isinstance(v, list) and len(v) == 10 if path == ("targets",) else
+            isinstance(v, (int, float)) and v == v)
+        if not ok:
+            missing.append(".".join(path))
+    return missing
+
+
+def machine() -> dict[str, Any]:
+    def lscpu(field: str) -> str | None:
+        try:
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+                if line.startswith(field + ":"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return None
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {"nproc": os.cpu_count(), "cpu": lscpu("Model name"), "hypervisor": lscpu("Hypervisor vendor"),
+            "memory_gib": mem, "python": platform.python_version(), "sqlite": __import__("sqlite3").sqlite_version,
+            "kernel": platform.release()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes: seconds; checks every figure is produced")
+    ap.add_argument("--only", help="comma-separated parts: push,pull,history,rls,concurrency (default all)")
+    ap.add_argument("--no-print-json", action="store_true", help="print the table only (the JSON is still written)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--token", help=argparse.SUPPRESS)
+    ap.add_argument("--page-size", type=int, default=500, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker == "pull":
+        pull_worker(args)
+        return 0
+    settings = load_settings(ROOT / ".env")
+    sizes = QUICK if args.quick else FULL
+    parts = set((args.only or "push,pull,history,rls,concurrency").split(","))
+    started = time.perf_counter()
+    results: dict[str, Any] = {"mode": "quick" if args.quick else "full",
+                               "started_at": datetime.now(timezone.utc).isoformat(), "sizes": sizes,
+                               "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="shopsync-bench-") as tmp:
+        b = Bench(settings, sizes, Path(tmp))
+        results["machine"]["postgres"] = b.conn.execute("show server_version").fetchone()[0]
+        with raised_limits(b.conn):
+            if "push" in parts:
+                results["push"] = bench_push(b)
+            if "concurrency" in parts:  # before the million-entry history exists (see bench_history)
+                results["concurrency"] = bench_concurrency(b)
+            if "pull" in parts or "rls" in parts:
+                results["pull"], results["memory"] = bench_pull(b)
+            if "history" in parts:
+                results["history"] = bench_history(b)
+            if "rls" in parts:
+                results["rls"] = bench_rls(b, results["pull"]["_shop"], results["pull"]["_email"])
+        b.conn.close()
+    results.get("pull", {}).pop("_shop", None)
+    results.get("pull", {}).pop("_email", None)
+    results["duration_s"] = time.perf_counter() - started
+    complete = parts >= {"push", "pull", "history", "rls", "concurrency"}
+    if complete:
+        results["targets"] = targets(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"latest{'-quick' if args.quick else ''}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_print_json:
+        print(json.dumps(results, indent=2))
+    if complete:
+        print()
+        print(table(results))
+    print(f"\nbench: {results['mode']} run in {results['duration_s']:.0f}s; JSON in {path.relative_to(ROOT)}")
+    if complete:
+        missing = missing_figures(results)
+        if missing:
+            print(f"bench: figures missing from the results: {', '.join(missing)}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
