@@ -472,10 +472,18 @@ class SyncClient:
                 conn.executemany("delete from _bases where table_name = ? and row_id = ?", unbase)
 
     def _needs_schema(self, changes: list[dict[str, Any]]) -> bool:
+        """Does a pulled row name a table or column the local schema lacks?"""
         tables = self.store.schema.tables
+        known: dict[str, set[str]] = {}
         for change in changes:
-            spec = tables.get(change.get("table", ""))
-            if spec is None or any(not spec.has_column(k) for k in (change.get("row") or {})):
+            name = change.get("table", "")
+            cols = known.get(name)
+            if cols is None:
+                spec = tables.get(name)
+                if spec is None:
+                    return True
+                cols = known[name] = {c.name for c in spec.columns}
+            if not (change.get("row") or {}).keys() <= cols:
                 return True
         return False
 

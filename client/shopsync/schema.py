@@ -154,8 +154,10 @@ class ColumnSpec:
         if kind == "integer":
             return lambda v: v if v is None or v.__class__ is int else slow(v, from_wire=True)
         if kind == "timestamp":
-            return lambda v: (v[:26] + "Z" if v.__class__ is str and _PG_UTC_MICROS(v)
-                              else slow(v, from_wire=True))
+            # Postgres writes UTC timestamps as 2026-11-22T10:00:00.123456+00:00: checked by
+            # position (cheaper than a regex on every timestamp of every pulled row).
+            return lambda v: (v[:26] + "Z" if v.__class__ is str and len(v) == 32 and v[26:] == "+00:00"
+                              and v[19] == "." and v[10] == "T" else slow(v, from_wire=True))
         return lambda v: slow(v, from_wire=True)
 
     def to_app(self, stored: Any) -> Any:
