@@ -24,7 +24,7 @@ from .errors import (
 )
 from .outbox import OutboxEntry
 from .schema import TableSpec, utc_now_iso
-from .status import Rejection, SyncResult, SyncStatus
+from .status import PullProgress, Rejection, SyncResult, SyncStatus
 from .store import LocalStore, _q
 from .transport import SupabaseTransport, TokenSource, Transport
 
@@ -83,6 +83,7 @@ class SyncClient:
         self._is_syncing = False
         self._schema_checked = False
         self._listeners: list[Callable[[SyncResult], None]] = []
+        self._pull_listeners: list[Callable[[PullProgress], None]] = []
         #: Test hook: called inside a pull page's transaction after its rows, before its cursor.
         self.pull_page_hook: Callable[[dict[str, Any]], None] | None = None
         self._background = BackgroundSync(self.sync, interval=interval, debounce=debounce,
@@ -110,6 +111,14 @@ class SyncClient:
     def add_listener(self, callback: Callable[[SyncResult], None]) -> None:
         """Call ``callback(result)`` after every sync (from the thread that ran it)."""
         self._listeners.append(callback)
+
+    def add_pull_listener(self, callback: Callable[[PullProgress], None]) -> None:
+        """Call ``callback(progress)`` after every committed pull page (a progress bar's feed)."""
+        self._pull_listeners.append(callback)
+
+    def remove_pull_listener(self, callback: Callable[[PullProgress], None]) -> None:
+        if callback in self._pull_listeners:
+            self._pull_listeners.remove(callback)
 
     def sync(self) -> SyncResult:
         """Push the outbox in batches, then pull pages until the server has no more.
@@ -330,6 +339,10 @@ class SyncClient:
                 self.store.set_meta("remaining", int(page.get("remaining") or 0))
                 self.store.set_meta("server_time", page.get("server_time"))
             result.pulled += len(changes)
+            progress = PullProgress(result.pulled, 0 if not page.get("has_more") else int(page.get("remaining") or 0),
+                                    int(page["cursor"]))
+            for cb in list(self._pull_listeners):
+                cb(progress)
             if not page.get("has_more"):
                 return
 
