@@ -2,9 +2,10 @@
 #   make setup   install what is missing (Debian packages, .venv, Supabase CLI and Deno)
 #   make up      start the local stack (Postgres 15 + gateway on 54321/54322)
 #   make down    stop it
+#   make demo    set-up, then the end-to-end demo (resets the local stack; three tills, two shops, offline)
 #   make test    every check against a freshly reset stack (SHOPSYNC_STACK=external: a real one)
 #   make fuzz    the push-fuzzing soak: SHOPSYNC_FUZZ_PAYLOADS (default 10000) payloads, SHOPSYNC_FUZZ_SEED
-.PHONY: setup up down test fuzz
+.PHONY: setup up down demo test fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +15,9 @@ up: setup
 
 down:
 	@if [ -x .venv/bin/shopsync ]; then .venv/bin/shopsync stack down; fi
+
+demo: setup
+	.venv/bin/shopsync demo --skip-setup
 
 test:
 	bash scripts/test.sh
