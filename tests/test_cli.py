@@ -260,6 +260,17 @@ def test_db_from_the_environment_and_a_failed_register_leaves_no_file(cli: Run, 
     assert as_json(cli("status", "--json", SHOPSYNC_DB=str(db)))["registered"] is True
 
 
+def test_settings_come_from_dotenv_and_an_unregistered_file_says_what_to_do(cli: Run, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text('SHOPSYNC_DB="fromenv.db"\nSHOPSYNC_EMAIL="staff@shop-a.test"\n')
+    LocalStore(tmp_path / "fromenv.db").close()  # a file that never registered
+    verify = cli("invoices", "verify", email=None)
+    assert verify.returncode == 3
+    assert "fromenv.db has no synced schema yet: run `shopsync device register" in one_line_error(verify)
+    registered = cli("device", "register", "--json", email=None)  # the .env's database and user
+    assert registered.returncode == 0, registered.stderr
+    assert as_json(registered)["db"] == "fromenv.db" and as_json(registered)["role"] == "staff"
+
+
 def test_help_lists_the_commands_and_exit_codes(cli: Run) -> None:
     done = cli("--help")
     assert done.returncode == 0

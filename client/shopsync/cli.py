@@ -194,13 +194,18 @@ def _code_for(exc: Exception) -> int:
 
 
 def _explain(exc: Exception, cfg: _Config | None) -> str:
-    from .errors import AuthError, TransportError
+    from .errors import AuthError, DeviceError, SchemaError, TransportError
 
     text = str(exc)
     if isinstance(exc, TransportError) and exc.reason == "network" and cfg is not None and "mint" not in text:
         return f"cannot reach the server at {cfg.settings.api_url}: {text}"
     if isinstance(exc, AuthError) and exc.reason in ("token_expired", "invalid_token"):
         return f"the server refused the access token: {text}; set a fresh SHOPSYNC_ACCESS_TOKEN"
+    db = cfg.db if cfg is not None else None
+    if isinstance(exc, DeviceError) and exc.reason == "device_not_registered":
+        return f"{text}; run `shopsync device register --db {db}`"
+    if isinstance(exc, SchemaError) and exc.reason == "no_schema":
+        return f"{db} has no synced schema yet: run `shopsync device register --db {db}`"
     return text
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from .background import BackgroundSync
 from .conflicts import Conflict
 from .errors import (
+    DeviceError,
     ForbiddenError,
     LicenceError,
     NotFoundError,
@@ -149,16 +150,27 @@ class SyncClient:
 
     def _sync(self, push: bool, pull: bool) -> SyncResult:
         result = SyncResult()
-        try:
-            if self.store.get_meta("registered_at") is None:
-                self.register()
-            elif not self._schema_checked or not self.store.has_schema:
-                self.refresh_schema()
-        except ShopSyncError as exc:
-            return self._finish(result, exc)
-        push_error = self._push_all(result) if push else None
-        if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
-            self._pull_all(result)  # a refused push does not stop pulls
+        for attempt in (1, 2):
+            try:
+                if self.store.get_meta("registered_at") is None:
+                    self.register()
+                elif not self._schema_checked or not self.store.has_schema:
+                    self.refresh_schema()
+            except ShopSyncError as exc:
+                return self._finish(result, exc)
+            push_error = self._push_all(result) if push else None
+            if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
+                self._pull_all(result)  # a refused push does not stop pulls
+            forgotten = [e for e in result.errors if isinstance(e, DeviceError) and e.reason == "device_not_registered"]
+            if attempt == 1 and forgotten:
+                # The server does not know this device any more (restored from a backup taken before it
+                # registered, or a reset development stack): register again (idempotent; refused if
+                # revoked or over the licence) and run once more. A cursor the server never handed
+                # out then comes back cursor_ahead and the pull resets, keeping queued events.
+                result.errors = [e for e in result.errors if e not in forgotten]
+                self.store.set_meta("registered_at", None)
+                continue
+            break
         return self._finish(result, None)
 
     def _finish(self, result: SyncResult, error: ShopSyncError | None) -> SyncResult:
