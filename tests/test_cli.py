@@ -180,7 +180,12 @@ def test_watch_syncs_in_the_background_until_sigterm(client_stack: Any, device: 
     proc = subprocess.Popen([EXE, "sync", "--watch", "--interval", "0.2", "--json", "--db", str(device)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=device.parent)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+
+    def read() -> None:
+        for line in proc.stdout or []:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         first = json.loads(lines.get(timeout=30))
         assert first["ok"] is True

@@ -534,8 +534,8 @@ def _page_size(text: str) -> int:
     return value
 
 
-def _common(*, top: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+def _common(*, top: bool) -> _Parser:
+    p = _Parser(add_help=False)
     default = None if top else argparse.SUPPRESS
     p.add_argument("--db", metavar="PATH", default=default, help="the device's SQLite file (or SHOPSYNC_DB)")
     p.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,

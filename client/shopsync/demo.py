@@ -267,7 +267,7 @@ def _seed_catalog(out: _Out, settings: StackSettings, n_a: int, n_b: int) -> dic
                 "insert into public.stock_movements (id, shop_id, product_id, delta, reason)"
                 " select gen_random_uuid(), shop_id, id, %s, 'restock' from public.products"
                 " where shop_id = %s and sku in ('MUG-01', 'COF-250', 'TEA-100')", (INITIAL_STOCK, shop))
-        counts = dict(conn.execute("select shop_id::text, count(*) from public.products group by 1").fetchall())
+        counts: dict[str, int] = dict(conn.execute("select shop_id::text, count(*) from public.products group by 1").fetchall())
         opening = {(str(shop), sku): Decimal(level) for shop, sku, level in conn.execute(
             "select p.shop_id, p.sku, l.on_hand from public.inventory_levels as l"
             " join public.products as p on p.id = l.product_id where p.sku in ('MUG-01', 'COF-250', 'TEA-100')")}
@@ -472,17 +472,17 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
     report: dict[str, Any] = {"tables": {}, "stock": {}, "chains": {}, "isolation": {}, "merge": {}}
     for shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
         tables = devices[0].store.schema.tables
-        server = server_digests(settings.db_url, shop_id, tables)
+        srv_dg = server_digests(settings.db_url, shop_id, tables)
         per_device = {d.name: store_digests(d.store) for d in devices}
         rows = [[SHOP_NAMES[shop_id], "server", *[d.name for d in devices]]]
         shop_report: dict[str, Any] = {}
         for name in sorted(tables):
-            cells = [name, f"{server[name].count:>6,} {server[name].short}"]
-            shop_report[name] = {"server": [server[name].count, server[name].sha256]}
+            cells = [name, f"{srv_dg[name].count:>6,} {srv_dg[name].short}"]
+            shop_report[name] = {"server": [srv_dg[name].count, srv_dg[name].sha256]}
             for d in devices:
                 dg = per_device[d.name][name]
-                same = checks.expect(dg == server[name], f"{d.name} {name}: {dg.count} rows {dg.short} vs server "
-                                     f"{server[name].count} rows {server[name].short}")
+                same = checks.expect(dg == srv_dg[name], f"{d.name} {name}: {dg.count} rows {dg.short} vs server "
+                                     f"{srv_dg[name].count} rows {srv_dg[name].short}")
                 cells.append(f"{dg.count:>6,} {dg.short} {'ok' if same else 'DIFF'}")
                 shop_report[name][d.name] = [dg.count, dg.sha256]
             rows.append(cells)
@@ -535,10 +535,10 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
                 cells = [series, str(owner.series_issued), f"{srv.get('checked')} {'ok' if ok else 'BROKEN'}"]
                 for t in (a1, a2, b1):
                     if t in devices:
-                        local = t.store.verify_invoice_chain(series)
-                        lok = checks.expect(local.ok and local.checked == owner.series_issued,
-                                            f"{t.name} chain {series}: {local}")
-                        cells.append(f"{local.checked} {'ok' if lok else 'BROKEN'}")
+                        lchk = t.store.verify_invoice_chain(series)
+                        lok = checks.expect(lchk.ok and lchk.checked == owner.series_issued,
+                                            f"{t.name} chain {series}: {lchk}")
+                        cells.append(f"{lchk.checked} {'ok' if lok else 'BROKEN'}")
                     else:
                         cells.append("-")
                 chain_rows.append(cells)
@@ -548,15 +548,15 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
         out()
 
         # Isolation: Shop B's device holds no row of Shop A (by shop and by id), and the other way round.
-        a_ids = {r[0] for t in a1.store.schema.tables for r in conn.execute(
-            f"select id::text from public.{t} where shop_id = %s", (SHOP_A,))}
+        a_ids = {rid for tname in a1.store.schema.tables for (rid,) in conn.execute(
+            f"select id::text from public.{tname} where shop_id = %s", (SHOP_A,))}
         for till, own in ((b1, SHOP_B), (a1, SHOP_A), (a2, SHOP_A)):
             foreign = 0
             leaked = 0
-            for t in till.store.schema.tables:
-                for r in till.store.query(t, include_deleted=True):
-                    foreign += r.get("shop_id") not in (None, own)
-                    leaked += till is b1 and r["id"] in a_ids
+            for tname in till.store.schema.tables:
+                for item in till.store.query(tname, include_deleted=True):
+                    foreign += item.get("shop_id") != own
+                    leaked += till is b1 and item["id"] in a_ids
             checks.expect(foreign == 0 and leaked == 0, f"{till.name}: {foreign} rows of another shop, {leaked} of A's ids")
             report["isolation"][till.name] = {"other_shop_rows": foreign, "shop_a_ids": leaked}
         out(f"isolation: till-b1 holds {report['isolation']['till-b1']['other_shop_rows']} rows of Shop A "
@@ -566,6 +566,7 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
         # What the merges did to Ada and the pre-order.
         srv_ada = conn.execute("select phone, email, notes from public.customers where id = %s", (ada["id"],)).fetchone()
         srv_order = conn.execute("select total::text from public.orders where id = %s", (preorder["id"],)).fetchone()
+    assert srv_ada is not None and srv_order is not None, "the customer and the pre-order are on the server"
     want_notes = f"Call before delivery (noted at {first_a.name})"
     checks.expect(srv_ada == ("+44 20 7946 0001", "ada@analytical-engines.test", want_notes),
                   f"customer merge: server has {srv_ada}")
