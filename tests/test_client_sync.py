@@ -372,9 +372,10 @@ def test_device_and_licence_refusals_map_to_errors(make_device: Any, sql: Any) -
     ghost = make_device("ghost", sync=False)
     ghost.client.refresh_schema()
     ghost.store.set_meta("registered_at", "2026-01-01T00:00:00Z")  # believes it registered; the server disagrees
-    r = ghost.client.sync()
-    assert isinstance(r.errors[0], DeviceError) and (r.errors[0].status, r.errors[0].reason) == (
-        404, "device_not_registered")
+    with pytest.raises(DeviceError) as refused:
+        ghost.client.transport.call("sync_pull", {"p_device_id": ghost.store.device_id, "p_cursor": 0})
+    assert (refused.value.status, refused.value.reason) == (404, "device_not_registered")
+    assert ghost.client.sync().ok  # ... and sync() registers it again (test_a_device_the_server_forgot_...)
 
     [(limit,)] = sql("select max_devices from public.licenses where shop_id = %s", (SHOP_B,))
     sql("update public.licenses set max_devices = 0 where shop_id = %s", (SHOP_B,))
