@@ -372,9 +372,10 @@ def test_device_and_licence_refusals_map_to_errors(make_device: Any, sql: Any) -
     ghost = make_device("ghost", sync=False)
     ghost.client.refresh_schema()
     ghost.store.set_meta("registered_at", "2026-01-01T00:00:00Z")  # believes it registered; the server disagrees
-    r = ghost.client.sync()
-    assert isinstance(r.errors[0], DeviceError) and (r.errors[0].status, r.errors[0].reason) == (
-        404, "device_not_registered")
+    with pytest.raises(DeviceError) as refused:
+        ghost.client.transport.call("sync_pull", {"p_device_id": ghost.store.device_id, "p_cursor": 0})
+    assert (refused.value.status, refused.value.reason) == (404, "device_not_registered")
+    assert ghost.client.sync().ok  # ... and sync() registers it again (test_a_device_the_server_forgot_...)
 
     [(limit,)] = sql("select max_devices from public.licenses where shop_id = %s", (SHOP_B,))
     sql("update public.licenses set max_devices = 0 where shop_id = %s", (SHOP_B,))
@@ -411,3 +412,25 @@ def test_rate_limited_pushes_keep_the_outbox_and_report_the_window(make_device: 
     assert store.outbox.all()[0].next_attempt_at is not None  # when the 429 window ends
     assert dev.sync().ok and dev.status().pending_uploads == 0
     store.close()
+
+
+def test_a_device_the_server_forgot_registers_again_and_loses_nothing(make_device: Any, sql: Any) -> None:
+    """A restore from a backup taken before the device registered: the server has no such device."""
+    a1 = make_device("a1")
+    early = a1.store.insert("customers", {"name": "Before the restore"})
+    a1.client.sync().raise_for_errors()
+    sql("delete from public.devices where id = %s", (a1.store.device_id,))
+    late = a1.store.insert("customers", {"name": "After the restore"})
+    result = a1.client.sync()
+    assert result.ok, result.errors
+    assert (result.pushed, result.applied) == (1, 1)
+    assert sql("select count(*) from public.devices where id = %s", (a1.store.device_id,)) == [(1,)]
+    assert sql("select name from public.customers where id = any(%s::uuid[]) order by name",
+               ([early["id"], late["id"]],)) == [("After the restore",), ("Before the restore",)]
+    assert a1.client.status().pending_uploads == 0 and a1.client.status().last_error is None
+    # A revoked device is not re-registered behind the owner's back.
+    sql("update public.devices set revoked_at = now() where id = %s", (a1.store.device_id,))
+    a1.store.insert("customers", {"name": "From a revoked till"})
+    refused = a1.client.sync()
+    assert [e.reason for e in refused.errors] == ["device_revoked"]
+    assert a1.client.status().pending_uploads == 1

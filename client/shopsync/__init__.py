@@ -11,7 +11,7 @@ from . import errors as _errors
 from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
-from .status import Rejection, SyncResult, SyncStatus
+from .status import PullProgress, Rejection, SyncResult, SyncStatus
 from .store import SYNC_STATES, LocalStore
 from .transport import SupabaseTransport, Transport
 
@@ -24,6 +24,7 @@ __all__ = [
     "SyncStatus",
     "Conflict",
     "Rejection",
+    "PullProgress",
     "OutboxEntry",
     "Schema",
     "TableSpec",

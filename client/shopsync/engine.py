@@ -17,6 +17,7 @@ from typing import Any
 from .background import BackgroundSync
 from .conflicts import Conflict
 from .errors import (
+    DeviceError,
     ForbiddenError,
     LicenceError,
     NotFoundError,
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .outbox import OutboxEntry
 from .schema import TableSpec, utc_now_iso
-from .status import Rejection, SyncResult, SyncStatus
+from .status import PullProgress, Rejection, SyncResult, SyncStatus
 from .store import LocalStore, _q
 from .transport import SupabaseTransport, TokenSource, Transport
 
@@ -85,6 +86,7 @@ class SyncClient:
         self._is_syncing = False
         self._schema_checked = False
         self._listeners: list[Callable[[SyncResult], None]] = []
+        self._pull_listeners: list[Callable[[PullProgress], None]] = []
         #: Test hook: called inside a pull page's transaction after its rows, before its cursor.
         self.pull_page_hook: Callable[[dict[str, Any]], None] | None = None
         self._background = BackgroundSync(self.sync, interval=interval, debounce=debounce,
@@ -112,6 +114,14 @@ class SyncClient:
     def add_listener(self, callback: Callable[[SyncResult], None]) -> None:
         """Call ``callback(result)`` after every sync (from the thread that ran it)."""
         self._listeners.append(callback)
+
+    def add_pull_listener(self, callback: Callable[[PullProgress], None]) -> None:
+        """Call ``callback(progress)`` after every committed pull page (a progress bar's feed)."""
+        self._pull_listeners.append(callback)
+
+    def remove_pull_listener(self, callback: Callable[[PullProgress], None]) -> None:
+        if callback in self._pull_listeners:
+            self._pull_listeners.remove(callback)
 
     def sync(self) -> SyncResult:
         """Push the outbox in batches, then pull pages until the server has no more.
@@ -142,16 +152,27 @@ class SyncClient:
 
     def _sync(self, push: bool, pull: bool) -> SyncResult:
         result = SyncResult()
-        try:
-            if self.store.get_meta("registered_at") is None:
-                self.register()
-            elif not self._schema_checked or not self.store.has_schema:
-                self.refresh_schema()
-        except ShopSyncError as exc:
-            return self._finish(result, exc)
-        push_error = self._push_all(result) if push else None
-        if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
-            self._pull_all(result)  # a refused push does not stop pulls
+        for attempt in (1, 2):
+            try:
+                if self.store.get_meta("registered_at") is None:
+                    self.register()
+                elif not self._schema_checked or not self.store.has_schema:
+                    self.refresh_schema()
+            except ShopSyncError as exc:
+                return self._finish(result, exc)
+            push_error = self._push_all(result) if push else None
+            if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
+                self._pull_all(result)  # a refused push does not stop pulls
+            forgotten = [e for e in result.errors if isinstance(e, DeviceError) and e.reason == "device_not_registered"]
+            if attempt == 1 and forgotten:
+                # The server does not know this device any more (restored from a backup taken before it
+                # registered, or a reset development stack): register again (idempotent; refused if
+                # revoked or over the licence) and run once more. A cursor the server never handed
+                # out then comes back cursor_ahead and the pull resets, keeping queued events.
+                result.errors = [e for e in result.errors if e not in forgotten]
+                self.store.set_meta("registered_at", None)
+                continue
+            break
         return self._finish(result, None)
 
     def _finish(self, result: SyncResult, error: ShopSyncError | None) -> SyncResult:
@@ -413,6 +434,10 @@ class SyncClient:
                 self.store.set_meta("remaining", int(page.get("remaining") or 0))
                 self.store.set_meta("server_time", page.get("server_time"))
             result.pulled += len(changes)
+            progress = PullProgress(result.pulled, 0 if not page.get("has_more") else int(page.get("remaining") or 0),
+                                    int(page["cursor"]))
+            for cb in list(self._pull_listeners):
+                cb(progress)
             if not page.get("has_more"):
                 return
 

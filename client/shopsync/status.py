@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .errors import ShopSyncError
 
-__all__ = ["SyncResult", "SyncStatus", "Rejection"]
+__all__ = ["SyncResult", "SyncStatus", "Rejection", "PullProgress"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,20 @@ class Rejection:
     op: str
     reason: str
     message: str | None
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """After each committed pull page: changes pulled so far in this sync, what the server said is
+    still ahead (``remaining``, an upper bound) and the cursor now stored."""
+
+    pulled: int
+    remaining: int
+    cursor: int
+
+    @property
+    def total(self) -> int:
+        return self.pulled + self.remaining
 
 
 @dataclass
