@@ -185,9 +185,10 @@ class FaultProxy:
         with self._cond:
             self._cond.notify_all()
         try:
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         except OSError:
             pass
+        self._listener.close()
         with self._cond:
             conns = list(self._conns)
         for c in conns:
