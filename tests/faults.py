@@ -138,6 +138,7 @@ class FaultProxy:
         self.fired: Counter[str] = Counter()  # faults that fired, by kind ("offline" for refused calls)
         self.requests = 0  # requests seen
         self.forwarded = 0  # requests that reached the server
+        self.answered = 0  # responses read back from the server (sent on or not)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -312,8 +313,17 @@ class FaultProxy:
             up.sendall(request)
             with self._cond:
                 self.forwarded += 1
+                self._cond.notify_all()
             _, response = _read_message(up, bytearray(), response=True)
+            with self._cond:
+                self.answered += 1
+                self._cond.notify_all()
             return response
+
+    def wait_answered(self, n: int, timeout: float = 10.0) -> bool:
+        """Block until the server has answered ``n`` forwarded requests in all."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.answered >= n, timeout=timeout)
 
 
 def restart_postgres(root: Path | None = None) -> float:
