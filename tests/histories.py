@@ -215,10 +215,10 @@ class Histories(RuleBasedStateMachine):
     def _live(self, dev: Device, table: str) -> list[dict[str, Any]]:
         return dev.store.query(table)
 
-    def _sync(self, dev: Device) -> SyncResult:
+    def _sync(self, dev: Device, half: str = "sync") -> SyncResult:
         fired_before = dev.proxy.faults_fired
         offline = dev.proxy.offline
-        result = dev.client.sync()
+        result = getattr(dev.client, half)()
         fired = dev.proxy.faults_fired - fired_before
         with STATS.lock:
             STATS.syncs += 1
@@ -355,9 +355,13 @@ class Histories(RuleBasedStateMachine):
             row = dev.store.get(table, row_id)
             if row is not None:
                 self._update(dev, table, row_id, self._changes(data, table, row, chosen))
-        if data.draw(st.booleans(), label="sync both now"):
+        then = data.draw(st.sampled_from(["nothing", "sync both", "second syncs, first pulls"]), label="then")
+        if then == "sync both":
             for dev in data.draw(st.permutations([dev1, dev2]), label="order"):
                 self._sync(dev)
+        elif then == "second syncs, first pulls":  # the first's queued edits must stay on top
+            self._sync(dev2)
+            self._sync(dev1, "pull")
 
     @rule(data=st.data())
     @_step
@@ -425,6 +429,12 @@ class Histories(RuleBasedStateMachine):
     @_step
     def sync_one(self, data: st.DataObject) -> None:
         self._sync(self._dev(data))
+
+    @rule(data=st.data(), half=st.sampled_from(["push", "pull"]))
+    @_step
+    def push_or_pull(self, data: st.DataObject, half: str) -> None:
+        """One half of a sync: a pull with edits still queued keeps them on top of the pulled rows."""
+        self._sync(self._dev(data), half)
 
     @rule(data=st.data())
     @_step
