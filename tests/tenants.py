@@ -13,12 +13,8 @@ from supabase.lib.client_options import SyncClientOptions
 
 from shopsync import LocalStore, SupabaseTransport, SyncClient
 from shopsync.settings import StackSettings
-from shopsync.stack import mint_user_token
 
-__all__ = ["Tenant", "make_tenant", "device_client", "server_rows", "BUSINESS_TABLES"]
-
-# The tables devices write (inventory_levels is derived by the server and only pulled).
-BUSINESS_TABLES = ("customers", "products", "orders", "order_items", "shop_settings", "stock_movements", "invoices")
+__all__ = ["Tenant", "make_tenant", "device_client"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +55,3 @@ def device_client(settings: StackSettings, store: LocalStore, url: str, token: s
         transport = wrap(transport)
     return SyncClient(store, transport=transport, **kwargs)
 
-
-def server_rows(conn: Any, shop_id: str, tables: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every row of a shop in ``tables``, tombstones included, as JSON (as postgres: RLS does not apply)."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for t in tables:
-        for rid, row in conn.execute(f"select id::text, to_jsonb(x) from public.{t} as x where shop_id = %s",
-                                     (shop_id,)).fetchall():
-            out[(t, rid)] = row
-    return out
-
-
-def mint(settings: StackSettings, email: str) -> str:
-    return mint_user_token(settings, email)
