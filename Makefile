@@ -7,7 +7,8 @@
 #   make fuzz    the push-fuzzing soak: SHOPSYNC_FUZZ_PAYLOADS (default 10000) payloads, SHOPSYNC_FUZZ_SEED
 #   make bench   the benchmarks (issue 8) against a freshly reset stack: a table, and JSON in bench/results/
 #   make bench-quick  the same at small sizes (seconds); part of make test so the benchmark cannot rot
-.PHONY: setup up down demo test fuzz bench bench-quick
+#   make soak    randomized histories under faults: SHOPSYNC_SOAK_HISTORIES (default 1000), SHOPSYNC_SOAK_SEED
+.PHONY: setup up down demo test fuzz soak bench bench-quick
 
 setup:
 	bash scripts/setup.sh
@@ -32,3 +33,6 @@ bench: setup
 
 bench-quick: setup
 	bash scripts/bench.sh --quick
+
+soak:
+	SHOPSYNC_SOAK_HISTORIES=$${SHOPSYNC_SOAK_HISTORIES:-1000} .venv/bin/python tests/soak.py

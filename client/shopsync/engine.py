@@ -317,7 +317,9 @@ class SyncClient:
                                                res.get("message")))
             if store._row(entry.table, entry.row_id) is not None:
                 message = res.get("message")
-                store._write_row(entry.table, {"id": entry.row_id, "sync_state": "failed",
+                # An open conflict on the row stays what the row shows until it is resolved.
+                state = "conflict" if store.conflict_log.open_for_row(entry.table, entry.row_id) else "failed"
+                store._write_row(entry.table, {"id": entry.row_id, "sync_state": state,
                                                "last_error": f"{reason}: {message}" if message else reason})
 
     def _on_conflict(self, spec: TableSpec, entry: OutboxEntry, res: dict[str, Any]) -> None:

@@ -151,6 +151,10 @@ def _status_of(code: str | None) -> int | None:
         return int(code[2:])
     if code.startswith("PGRST3"):  # JWT errors
         return 401
+    if code in ("PGRST000", "PGRST001", "PGRST002"):  # the database is unreachable (e.g. restarting)
+        return 503
+    if code == "PGRST003":  # timed out waiting for a pool connection
+        return 504
     if code.isdigit() and len(code) == 3:
         return int(code)
     return None
