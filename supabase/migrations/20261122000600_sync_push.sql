@@ -198,11 +198,18 @@ as $$
   end
 $$;
 
+-- enable_seqscan = off: every join here is driven by the batch (a temp table) into real tables by
+-- key. When a table has grown fast and autovacuum has not analyzed it yet, the planner believes it
+-- is tiny and scans it once per event: measured, 60k result rows took single pushes past the 8 s
+-- statement timeout. Without seq scans on the table side, those plans stay index lookups. (jit is
+-- off because disabled seq scans inflate estimated costs past JIT's threshold.)
 create or replace function shopsync.push(p_device_id uuid, p_events jsonb)
 returns jsonb
 language plpgsql
 security definer
 set search_path = ''
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_shop uuid;

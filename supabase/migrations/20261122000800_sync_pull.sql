@@ -5,11 +5,15 @@
 -- started pulling from 0 at or after the current floor holds no such rows and may page on:
 -- devices.pull_floor records the floor when the device last pulled from 0.
 
+-- enable_seqscan = off: the page is an index range scan on (shop_id, seq) however fresh the
+-- table's statistics are (see shopsync.push).
 create or replace function shopsync.pull(p_device_id uuid, p_cursor bigint, p_limit int)
 returns jsonb
 language plpgsql
 security definer
 set search_path = ''
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_shop uuid;
