@@ -108,6 +108,30 @@ as $$
   select cm.role from shopsync.current_membership() as cm
 $$;
 
+-- The caller as an active member, or a whole-call error the RPCs share: PT401 without a user,
+-- PT403 not_a_member without an active membership.
+create or replace function shopsync.require_member()
+returns table (shop_id uuid, role text)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_shop uuid;
+  v_role text;
+begin
+  if auth.uid() is null then
+    raise exception 'sign in first: this call needs a user access token'
+      using errcode = 'PT401', detail = 'not_authenticated';
+  end if;
+  select cm.shop_id, cm.role into v_shop, v_role from shopsync.current_membership() as cm;
+  if v_shop is null then
+    raise exception 'you are not an active member of a shop' using errcode = 'PT403', detail = 'not_a_member';
+  end if;
+  return query select v_shop, v_role;
+end;
+$$;
+
 comment on function shopsync.current_shop_id() is
 'The caller''s shop (JWT claim app_metadata.shop_id) if the membership is still active; else null.';
 comment on function shopsync.current_shop_role() is

@@ -13,14 +13,7 @@ declare
   v_max int;
   v_active int;
 begin
-  if auth.uid() is null then
-    raise exception 'sign in first: this call needs a user access token'
-      using errcode = 'PT401', detail = 'not_authenticated';
-  end if;
-  select cm.shop_id, cm.role into v_shop, v_role from shopsync.current_membership() as cm;
-  if v_shop is null then
-    raise exception 'you are not an active member of a shop' using errcode = 'PT403', detail = 'not_a_member';
-  end if;
+  select m.shop_id, m.role into v_shop, v_role from shopsync.require_member() as m;
   if p_device_id is null then
     raise exception 'p_device_id is required' using errcode = 'PT400', detail = 'invalid_payload';
   end if;

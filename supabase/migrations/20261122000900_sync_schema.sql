@@ -69,3 +69,7 @@ as $$
     'schema_version', shopsync.schema_version()
   )
 $$;
+
+comment on function public.health() is 'Liveness probe; callable by anyone.';
+revoke all on function public.health() from public;
+grant execute on function public.health() to anon, authenticated, service_role;

@@ -12,10 +12,7 @@ declare
   v_role text;
   v_last bigint;
 begin
-  select cm.shop_id, cm.role into v_shop, v_role from shopsync.current_membership() as cm;
-  if v_shop is null then
-    raise exception 'you are not an active member of a shop' using errcode = 'PT403', detail = 'not_a_member';
-  end if;
+  select m.shop_id, m.role into v_shop, v_role from shopsync.require_member() as m;
   if v_role <> 'owner' then
     raise exception 'only owners may read sync metrics' using errcode = 'PT403', detail = 'role_forbidden';
   end if;
