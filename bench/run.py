@@ -38,8 +38,8 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "client"))
 
 from shopsync import LocalStore, SyncClient  # noqa: E402
-from shopsync.settings import StackSettings, load_settings  # noqa: E402
-from shopsync.stack import mint_user_token  # noqa: E402
+from shopsync_stack.settings import StackSettings, load_settings  # noqa: E402
+from shopsync_stack import mint_user_token  # noqa: E402
 
 # Sizes of the full run and of the quick one (which only proves the benchmark still runs).
 FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,

@@ -27,7 +27,7 @@ else
     value=${line#*=} && value=${value#\"} && export "${line%%=*}=${value%\"}"
   done < <(.venv/bin/shopsync stack env)
 fi
-db_url=$(.venv/bin/python -c 'from shopsync.settings import load_settings; print(load_settings().db_url)')
+db_url=$(.venv/bin/python -c 'from shopsync_stack.settings import load_settings; print(load_settings().db_url)')
 
 # The schemas the project owns: everything but Postgres' and Supabase's own.
 project_schemas() {

@@ -40,8 +40,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from faults import FaultProxy
 from shopsync import LocalStore, SyncClient, SyncResult, TransportError
-from shopsync.settings import StackSettings
-from shopsync.stack import mint_user_token
+from shopsync_stack.settings import StackSettings
+from shopsync_stack import mint_user_token
 from tenants import Tenant, device_client, make_tenant
 
 __all__ = ["Histories", "Stats", "STATS", "configure"]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import histories  # noqa: E402
 from histories import STATS  # noqa: E402
-from shopsync.settings import load_settings  # noqa: E402
+from shopsync_stack.settings import load_settings  # noqa: E402
 from test_histories import STEPS, run_histories  # noqa: E402
 
 

@@ -19,8 +19,8 @@ import pytest
 from conftest_client import SHOP_A
 
 from shopsync import LocalStore
-from shopsync.cli import EXIT_CODES
-from shopsync.stack import mint_user_token
+from shopsync_cli.cli import EXIT_CODES
+from shopsync_stack import mint_user_token
 
 EXE = os.path.join(os.path.dirname(sys.executable), "shopsync")
 LINES = [{"description": "Mug", "quantity": 1, "unit_price": "12.00", "tax_rate": "19.00"}]

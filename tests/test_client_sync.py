@@ -312,7 +312,7 @@ def test_a_rejected_event_does_not_block_the_ones_behind_it(make_device: Any, sq
 
 
 def test_whole_call_failures_leave_the_outbox_untouched(make_device: Any, client_stack: Any) -> None:
-    from shopsync.stack import mint_user_token
+    from shopsync_stack import mint_user_token
 
     viewer = make_device("v1", "viewer@shop-a.test")
     staff = make_device("a1", "staff@shop-a.test")
@@ -335,7 +335,7 @@ def test_whole_call_failures_leave_the_outbox_untouched(make_device: Any, client
 
 
 def test_an_expired_token_is_refreshed_once(make_device: Any, client_stack: Any) -> None:
-    from shopsync.stack import mint_user_token
+    from shopsync_stack import mint_user_token
 
     calls: list[int] = []
 

@@ -8,7 +8,7 @@ import httpx
 from supabase import Client
 from supabase_functions.errors import FunctionsHttpError
 
-from shopsync.settings import StackSettings
+from shopsync_stack.settings import StackSettings
 
 
 def test_sync_health_answers_with_the_database_status(anon: Client) -> None:
@@ -47,7 +47,7 @@ def test_sync_push_and_pull_through_the_function_with_the_callers_jwt(settings: 
     """The function is a thin layer: the same answers as the RPCs, RLS applied to the caller."""
     import uuid
 
-    from shopsync.stack import mint_user_token
+    from shopsync_stack import mint_user_token
     from sync_helpers import SHOP_A, event
 
     token = mint_user_token(settings, "staff@shop-a.test")

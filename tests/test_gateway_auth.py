@@ -12,8 +12,8 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client
 
-from shopsync import tokens
-from shopsync.settings import StackSettings
+from shopsync_stack import tokens
+from shopsync_stack.settings import StackSettings
 
 from .conftest import User, as_object
 

@@ -10,7 +10,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client
 
-from shopsync.settings import StackSettings
+from shopsync_stack.settings import StackSettings
 
 from .conftest import User
 

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from shopsync import LocalStore
-from shopsync.stack import mint_user_token
+from shopsync_stack import mint_user_token
 from tenants import device_client, make_tenant
 
 

@@ -15,7 +15,7 @@ from postgrest.exceptions import APIError
 from supabase import create_client
 
 from shopsync import invoice as inv
-from shopsync.settings import StackSettings, load_settings
+from shopsync_stack.settings import StackSettings, load_settings
 from sync_helpers import SHOP_A, event, pull_all, push, register, rpc, user_client
 
 VECTORS = Path(__file__).resolve().parents[1] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"

@@ -35,9 +35,9 @@ import pytest
 from psycopg import sql
 
 from shopsync import invoice as inv
-from shopsync import tokens
-from shopsync.settings import StackSettings, load_settings
-from shopsync.stack import mint_user_token
+from shopsync_stack import tokens
+from shopsync_stack.settings import StackSettings, load_settings
+from shopsync_stack import mint_user_token
 from sync_helpers import SHOP_A, SHOP_B
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,8 +33,8 @@ import httpx
 import psycopg
 import pytest
 
-from shopsync.settings import StackSettings, load_settings
-from shopsync.stack import mint_user_token
+from shopsync_stack.settings import StackSettings, load_settings
+from shopsync_stack import mint_user_token
 from sync_helpers import SHOP_A, SHOP_B, config_value
 
 EXTERNAL = os.environ.get("SHOPSYNC_STACK") == "external"

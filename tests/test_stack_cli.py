@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from supabase import Client
 
-from shopsync import tokens
-from shopsync.settings import StackSettings
+from shopsync_stack import tokens
+from shopsync_stack.settings import StackSettings
 
 from .conftest import User, as_object
 

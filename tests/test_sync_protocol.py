@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from postgrest.exceptions import APIError
 
-from shopsync.settings import StackSettings, load_settings
+from shopsync_stack.settings import StackSettings, load_settings
 from sync_helpers import SHOP_A, SHOP_B, config_value, event, pull_all, push, register, rpc, user_client
 
 

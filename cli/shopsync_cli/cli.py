@@ -63,7 +63,7 @@ class _Config:
         if Path(env_file).is_file():
             values.update(dotenv_values(env_file))
         values.update(os.environ)
-        from .settings import load_settings
+        from shopsync_stack.settings import load_settings
 
         self.settings = load_settings(env_file)
         db = getattr(args, "db", None) or values.get("SHOPSYNC_DB")
@@ -72,7 +72,7 @@ class _Config:
         self.email = values.get("SHOPSYNC_EMAIL") or None
 
     def open_store(self, *, create: bool = False) -> Any:
-        from .store import LocalStore
+        from shopsync.store import LocalStore
 
         if self.db is None:
             raise CliError(EXIT_CONFIG, "no database file: pass --db PATH or set SHOPSYNC_DB")
@@ -87,7 +87,7 @@ class _Config:
             raise CliError(EXIT_CONFIG, f"{self.db} is not a shopsync database ({exc})") from None
 
     def token_source(self) -> str | Callable[[], str]:
-        from .errors import AuthError, TransportError
+        from shopsync.errors import AuthError, TransportError
 
         if self.access_token:
             exp = _token_expiry(self.access_token)
@@ -102,7 +102,7 @@ class _Config:
             def mint() -> str:
                 import psycopg
 
-                from .stack import StackError, mint_user_token
+                from shopsync_stack import StackError, mint_user_token
 
                 try:
                     return mint_user_token(settings, email)
@@ -119,8 +119,8 @@ class _Config:
                                     "(or, against the local stack, SHOPSYNC_EMAIL to mint one)")
 
     def client(self, store: Any, *, network: bool, **kwargs: Any) -> Any:
-        from .engine import SyncClient
-        from .transport import SupabaseTransport
+        from shopsync import SyncClient
+        from shopsync.transport import SupabaseTransport
 
         if not network:
             return SyncClient(store, transport=_LocalOnly(), **kwargs)
@@ -179,7 +179,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _code_for(exc: Exception) -> int:
-    from .errors import (AuthError, DeviceError, ForbiddenError, LicenceError, RateLimitedError, SchemaError,
+    from shopsync.errors import (AuthError, DeviceError, ForbiddenError, LicenceError, RateLimitedError, SchemaError,
                          TransportError)
 
     if isinstance(exc, TransportError):
@@ -194,7 +194,7 @@ def _code_for(exc: Exception) -> int:
 
 
 def _explain(exc: Exception, cfg: _Config | None) -> str:
-    from .errors import AuthError, DeviceError, SchemaError, TransportError
+    from shopsync.errors import AuthError, DeviceError, SchemaError, TransportError
 
     text = str(exc)
     if isinstance(exc, TransportError) and exc.reason == "network" and cfg is not None and "mint" not in text:
@@ -384,7 +384,7 @@ def _conflicts_cmd(args: argparse.Namespace, cfg: _Config) -> int:
             keep = _parse_assignments(store, client, args.id, args.set)
         else:
             keep = args.keep
-        from .errors import NotFoundError
+        from shopsync.errors import NotFoundError
 
         try:
             row = client.resolve(args.id, keep=keep)
@@ -403,7 +403,7 @@ def _conflicts_cmd(args: argparse.Namespace, cfg: _Config) -> int:
 
 
 def _parse_assignments(store: Any, client: Any, conflict_id: int, items: list[str]) -> dict[str, Any]:
-    from .errors import SchemaError
+    from shopsync.errors import SchemaError
 
     match = [c for c in client.conflicts() if c.id == conflict_id]
     if not match:
@@ -446,7 +446,7 @@ def _invoices_cmd(args: argparse.Namespace, cfg: _Config) -> int:
         network_error: Exception | None = None
         if not args.local:
             client = cfg.client(store, network=True)
-            from .errors import ShopSyncError
+            from shopsync.errors import ShopSyncError
 
             for item in results:
                 try:
@@ -481,8 +481,8 @@ def _invoices_cmd(args: argparse.Namespace, cfg: _Config) -> int:
 
 
 def _stack_cmd(args: argparse.Namespace, cfg: _Config | None) -> int:
-    from .settings import load_settings
-    from .stack import Stack, find_project_root, mint_user_token
+    from shopsync_stack.settings import load_settings
+    from shopsync_stack import Stack, find_project_root, mint_user_token
 
     action = args.stack_action
     if action == "token":
@@ -618,8 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo.main(argv[1:])
     args = _parser().parse_args(argv)
-    from .errors import ShopSyncError
-    from .stack import StackError
+    from shopsync.errors import ShopSyncError
+    from shopsync_stack import StackError
 
     cfg: _Config | None = None
     try:

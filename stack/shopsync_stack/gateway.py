@@ -468,7 +468,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def main() -> None:
-    from .stack import Stack, find_project_root
+    from .postgres import Stack, find_project_root
 
     root = find_project_root()
     settings = Stack(root).settings

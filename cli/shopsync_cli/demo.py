@@ -1,11 +1,11 @@
 """The demo: offline-first sync end to end, told as it happens (``make demo``, ``shopsync demo``,
-``python -m shopsync.demo``).
+``python -m shopsync_cli.demo``).
 
 It installs what is missing (``scripts/setup.sh``), resets the local stack, and then:
 
 1. two tills of Shop A and one of Shop B register and pull a seeded catalog (20,000 products in
    Shop A by default, inserted server-side as ``postgres``) with a progress bar fed by ``remaining``;
-2. the tills go offline: each reaches the gateway only through its own :class:`~shopsync.relay.TcpRelay`,
+2. the tills go offline: each reaches the gateway only through its own :class:`~shopsync_cli.relay.TcpRelay`,
    which is closed, so their HTTP calls really fail (connection refused). Offline they sell
    (orders, order items, invoices in their own series, stock movements) and edit the same
    customer (one field each, and the same field) and the same order (a ``manual`` conflict);
@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .engine import SyncClient
-from .errors import ShopSyncError, TransportError
+from shopsync import SyncClient
+from shopsync.errors import ShopSyncError, TransportError
 from .relay import TcpRelay
-from .schema import TableSpec
-from .settings import StackSettings, load_settings
-from .status import PullProgress, SyncResult
-from .store import LocalStore
+from shopsync.schema import TableSpec
+from shopsync_stack.settings import StackSettings, load_settings
+from shopsync.status import PullProgress, SyncResult
+from shopsync.store import LocalStore
 
 __all__ = ["main", "run", "Till", "Digest", "store_digests", "server_digests", "ProgressBar"]
 
@@ -226,7 +226,7 @@ def _summary(r: SyncResult) -> str:
 
 # -- the story ----------------------------------------------------------------------------------------
 def _setup(out: _Out, root: Path, *, skip_setup: bool, reset: bool) -> StackSettings:
-    from .stack import Stack
+    from shopsync_stack import Stack
 
     if not skip_setup:
         out.step("set-up: scripts/setup.sh (installs only what is missing)")
@@ -316,7 +316,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if sorted(order) != ["a1", "a2", "b"]:
         print("shopsync demo: --order must name a1, a2 and b once each (e.g. a2,b,a1)", file=sys.stderr)
         return 2
-    from .stack import StackError, find_project_root, mint_user_token
+    from shopsync_stack import StackError, find_project_root, mint_user_token
 
     out = _Out()
     out("shopsync demo: three tills in two shops, offline-first, end to end")

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import tokens
+from .errors import StackError
 from .settings import LOCAL_ANON_KEY, LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, StackSettings
 
-__all__ = ["Stack", "StackError", "find_project_root", "mint_user_token"]
+__all__ = ["Stack", "StackError", "find_project_root", "PG_BIN"]
 
 PG_BIN = Path(os.environ.get("SHOPSYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # The Supabase CLI's ports; overridable so a second stack (a worktree, a helper) can run beside.
 DB_PORT = int(os.environ.get("SHOPSYNC_DB_PORT", "54322"))
 API_PORT = int(os.environ.get("SHOPSYNC_API_PORT", "54321"))
-BOOTSTRAP_SQL = Path(__file__).with_name("stack_bootstrap.sql")
+BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
 
 PG_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
@@ -48,10 +48,6 @@ PG_SETTINGS = {
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] %q%u@%d '",
 }
-
-
-class StackError(RuntimeError):
-    """The stack could not be brought to the state asked for; the message says why and what to do."""
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -230,7 +226,7 @@ class Stack:
         log = self.gateway_log.open("ab")
         env = {**os.environ, "SHOPSYNC_PROJECT_DIR": str(self.root), "SHOPSYNC_API_PORT": str(API_PORT),
                "SHOPSYNC_GATEWAY_DB_URL": f"postgresql://authenticator:postgres@127.0.0.1:{DB_PORT}/postgres"}
-        proc = subprocess.Popen([sys.executable, "-m", "shopsync.gateway"], stdout=log, stderr=log,
+        proc = subprocess.Popen([sys.executable, "-m", "shopsync_stack.gateway"], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.gateway_pidfile.write_text(str(proc.pid))
 
@@ -323,57 +319,3 @@ class Stack:
                         "rest": f"{self.settings.api_url}/rest/v1", "functions": f"{self.settings.api_url}/functions/v1",
                         "log": str(self.gateway_log)},
         }
-
-
-def mint_user_token(settings: StackSettings, email: str, *, expires_in: int = 3600) -> str:
-    """An access token for the user ``email`` of ``auth.users``, as Supabase Auth would issue it.
-
-    The claims are those GoTrue puts in an access token. When
-    ``public.custom_access_token_hook(jsonb)`` exists it is called exactly as Supabase Auth calls it
-    (as ``supabase_auth_admin``, with ``{user_id, claims, authentication_method}``) and its
-    ``claims`` are signed instead.
-    """
-    import psycopg
-    from psycopg.types.json import Jsonb
-
-    with psycopg.connect(settings.db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "select id, email, coalesce(phone, ''), raw_app_meta_data, raw_user_meta_data, is_anonymous"
-            " from auth.users where lower(email) = lower(%s) and deleted_at is null",
-            (email,),
-        ).fetchone()
-        if row is None:
-            raise StackError(f"no user with email {email!r} in auth.users")
-        user_id, user_email, phone, app_meta, user_meta, is_anonymous = row
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": f"{settings.api_url}/auth/v1",
-            "sub": str(user_id),
-            "aud": "authenticated",
-            "exp": now + expires_in,
-            "iat": now,
-            "email": user_email,
-            "phone": phone,
-            "app_metadata": app_meta or {"provider": "email", "providers": ["email"]},
-            "user_metadata": user_meta or {},
-            "role": "authenticated",
-            "aal": "aal1",
-            "amr": [{"method": "password", "timestamp": now}],
-            "session_id": str(uuid.uuid4()),
-            "is_anonymous": bool(is_anonymous),
-        }
-        hook = conn.execute("select to_regprocedure('public.custom_access_token_hook(jsonb)') is not null").fetchone()
-        if hook and hook[0]:
-            event = {"user_id": str(user_id), "claims": claims, "authentication_method": "password"}
-            with conn.transaction():
-                conn.execute("set local role supabase_auth_admin")
-                out = conn.execute("select public.custom_access_token_hook(%s)", (Jsonb(event),)).fetchone()
-            result = out[0] if out else None
-            if not isinstance(result, dict):
-                raise StackError("custom_access_token_hook returned no object")
-            if "error" in result:
-                raise StackError(f"custom_access_token_hook refused the token: {json.dumps(result['error'])}")
-            if not isinstance(result.get("claims"), dict):
-                raise StackError("custom_access_token_hook output has no claims object")
-            claims = result["claims"]
-    return tokens.encode(claims, settings.jwt_secret)
