@@ -241,9 +241,9 @@ class Histories(RuleBasedStateMachine):
         store = dev.store
         with store.transaction():
             for entry in store.outbox.all():
-                row = store._row(entry.table, entry.row_id)
+                row = store.stored_row(entry.table, entry.row_id)
                 assert row is not None, f"{dev.name}: a queued {entry.op} of {entry.table} {entry.row_id} has no row"
-                overlay = store._pending_overlay(entry.table, entry.row_id)
+                overlay = store.pending_overlay(entry.table, entry.row_id)
                 conflict = store.conflict_log.open_for_row(entry.table, entry.row_id)
                 if conflict:
                     continue  # the conflict's local values (and later edits) are on top; checked below
@@ -253,7 +253,7 @@ class Histories(RuleBasedStateMachine):
                     else:
                         assert row[k] == v, f"{dev.name}: own write {entry.table}.{k}={v!r} reads {row[k]!r}"
             for c in store.conflict_log.list():
-                row = store._row(c["table"], c["row_id"])
+                row = store.stored_row(c["table"], c["row_id"])
                 assert row is not None and row["sync_state"] == "conflict", f"{dev.name}: open conflict {c} not shown"
 
     # -- local writes ---------------------------------------------------------------------------------
@@ -508,10 +508,8 @@ class Histories(RuleBasedStateMachine):
         local: dict[tuple[str, str], dict[str, Any]] = {}
         with store.transaction():
             for t in tables:
-                cur = store._conn.execute(f'select * from "{t}"')
-                names = [d[0] for d in cur.description]
-                for r in cur.fetchall():
-                    local[(t, r[names.index("id")])] = dict(zip(names, r))
+                for r in store.stored_rows(t):
+                    local[(t, r["id"])] = r
         assert set(local) == set(server), (
             f"{dev.name}: rows differ from the server's: only local {sorted(set(local) - set(server))[:5]},"
             f" only server {sorted(set(server) - set(local))[:5]}")

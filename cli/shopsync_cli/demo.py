@@ -127,12 +127,9 @@ def _digest(spec: TableSpec, rows: list[dict[str, Any]]) -> Digest:
 def store_digests(store: LocalStore) -> dict[str, Digest]:
     """Per synced table of a device's file: its rows in stored form (local columns left out)."""
     out: dict[str, Digest] = {}
-    with store._lock:  # noqa: SLF001 - a read of the file's own rows
-        for name, spec in sorted(store.schema.tables.items()):
-            cur = store._conn.execute(f'select * from "{name}"')  # noqa: SLF001
-            names = [d[0] for d in cur.description]
-            rows = [{k: v for k, v in zip(names, r) if k not in LOCAL_ONLY} for r in cur.fetchall()]
-            out[name] = _digest(spec, rows)
+    for name, spec in sorted(store.schema.tables.items()):
+        rows = [{k: v for k, v in r.items() if k not in LOCAL_ONLY} for r in store.stored_rows(name)]
+        out[name] = _digest(spec, rows)
     return out
 
 

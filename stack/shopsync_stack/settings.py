@@ -3,7 +3,8 @@
 The names are those ``supabase status -o env`` prints (``API_URL``, ``DB_URL``, ``ANON_KEY``,
 ``SERVICE_ROLE_KEY``, ``JWT_SECRET``) and the ``SUPABASE_*`` forms clients use; either works.
 Without any of them, the Supabase CLI's well-known local values apply, which are also what
-``shopsync stack up`` serves, so one ``.env`` works against this stack and ``supabase start``.
+``shopsync stack up`` serves (on ``SHOPSYNC_API_PORT`` / ``SHOPSYNC_DB_PORT`` when those are set),
+so one ``.env`` works against this stack and ``supabase start``.
 """
 
 from __future__ import annotations
@@ -66,9 +67,14 @@ def load_settings(env_file: str | Path | None = ".env") -> StackSettings:
     if env_file is not None and Path(env_file).is_file():
         values.update(dotenv_values(env_file))
     values.update({k: v for k, v in os.environ.items()})
+    # The local defaults follow the ports `shopsync stack up` serves on (SHOPSYNC_*_PORT), so a
+    # stack beside another one (a worktree) is never mistaken for the one on 54321/54322.
+    api_port, db_port = values.get("SHOPSYNC_API_PORT"), values.get("SHOPSYNC_DB_PORT")
+    local_api = f"http://127.0.0.1:{int(api_port)}" if api_port else LOCAL_API_URL
+    local_db = f"postgresql://postgres:postgres@127.0.0.1:{int(db_port)}/postgres" if db_port else LOCAL_DB_URL
     return StackSettings(
-        api_url=(_pick(values, "SUPABASE_URL", "API_URL") or LOCAL_API_URL).rstrip("/"),
-        db_url=_pick(values, "SUPABASE_DB_URL", "DB_URL") or LOCAL_DB_URL,
+        api_url=(_pick(values, "SUPABASE_URL", "API_URL") or local_api).rstrip("/"),
+        db_url=_pick(values, "SUPABASE_DB_URL", "DB_URL") or local_db,
         anon_key=_pick(values, "SUPABASE_ANON_KEY", "ANON_KEY") or LOCAL_ANON_KEY,
         service_role_key=_pick(values, "SUPABASE_SERVICE_ROLE_KEY", "SERVICE_ROLE_KEY") or LOCAL_SERVICE_ROLE_KEY,
         jwt_secret=_pick(values, "SUPABASE_JWT_SECRET", "JWT_SECRET") or LOCAL_JWT_SECRET,
