@@ -61,6 +61,9 @@ check() {
   names+=("$name") times+=($((SECONDS - t0)))
 }
 
+# Python: types (strict) over the three packages, lint over them and the tests (pyproject.toml).
+check "mypy --strict" .venv/bin/mypy
+check "ruff" .venv/bin/ruff check client stack cli tests bench
 check "sqlfluff lint" .venv/bin/sqlfluff lint --processes 0 supabase/migrations supabase/seed.sql supabase/tests
 check "supabase db lint" "${supabase[@]}" db lint --remote="$db_url" --schema "$(project_schemas)" --fail-on error
 check "supabase db advisors" "${supabase[@]}" db advisors --remote="$db_url" --type all --fail-on warn

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def token_for(client_stack: Any) -> Callable[..., str]:
     """A user's access token (cached per email for the session)."""
     from shopsync_stack import mint_user_token
 
-    @lru_cache(maxsize=None)
+    @cache
     def mint(email: str) -> str:
         return mint_user_token(client_stack, email)
 

@@ -17,7 +17,7 @@ synced until nothing is pending and every cursor is at the shop's last seq):
   each row's change-log versions are 1..version with none twice; the change log holds exactly
   as many writes as events that wrote; stock levels are the sum of their movements.
 
-Used by ``tests/test_histories.py`` (bounded, in ``make test``) and ``tests/soak.py`` (``make soak``).
+Used by ``tests/reliability/test_histories.py`` (bounded, in ``make test``) and ``tests/reliability/soak.py`` (``make soak``).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from faults import FaultProxy
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
-
-from faults import FaultProxy
-from shopsync import LocalStore, SyncClient, SyncResult, TransportError
-from shopsync_stack.settings import StackSettings
-from shopsync_stack import mint_user_token
 from tenants import Tenant, device_client, make_tenant
+
+from shopsync import LocalStore, SyncClient, SyncResult, TransportError
+from shopsync_stack import mint_user_token
+from shopsync_stack.settings import StackSettings
 
 __all__ = ["Histories", "Stats", "STATS", "configure"]
 

@@ -179,8 +179,15 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _code_for(exc: Exception) -> int:
-    from shopsync.errors import (AuthError, DeviceError, ForbiddenError, LicenceError, RateLimitedError, SchemaError,
-                         TransportError)
+    from shopsync.errors import (
+        AuthError,
+        DeviceError,
+        ForbiddenError,
+        LicenceError,
+        RateLimitedError,
+        SchemaError,
+        TransportError,
+    )
 
     if isinstance(exc, TransportError):
         return EXIT_UNREACHABLE
@@ -481,8 +488,8 @@ def _invoices_cmd(args: argparse.Namespace, cfg: _Config) -> int:
 
 
 def _stack_cmd(args: argparse.Namespace, cfg: _Config | None) -> int:
-    from shopsync_stack.settings import load_settings
     from shopsync_stack import Stack, find_project_root, mint_user_token
+    from shopsync_stack.settings import load_settings
 
     action = args.stack_action
     if action == "token":

@@ -38,11 +38,12 @@ from urllib.parse import urlparse
 
 from shopsync import SyncClient
 from shopsync.errors import ShopSyncError, TransportError
-from .relay import TcpRelay
 from shopsync.schema import TableSpec
-from shopsync_stack.settings import StackSettings, load_settings
 from shopsync.status import PullProgress, SyncResult
 from shopsync.store import LocalStore
+from shopsync_stack.settings import StackSettings, load_settings
+
+from .relay import TcpRelay
 
 __all__ = ["main", "run", "Till", "Digest", "store_digests", "server_digests", "ProgressBar"]
 
@@ -404,7 +405,7 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
         f"and both the notes ({last_a.name} first, {first_a.name} a moment later)", indent=3)
     a1.store.update("orders", preorder["id"], {"total": "27.00"})
     a2.store.update("orders", preorder["id"], {"total": "25.50"})
-    out(f"both edit the pre-order's total: till-a1 27.00 (10% off), till-a2 25.50 (15% off): a manual-policy clash",
+    out("both edit the pre-order's total: till-a1 27.00 (10% off), till-a2 25.50 (15% off): a manual-policy clash",
         indent=3)
     baskets = {
         "a1": [([("MUG-01", 2), ("COF-250", 1)], ada["id"]), ([("TEA-100", 3)], None), ([("MUG-01", 1)], grace["id"])],
@@ -497,7 +498,7 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
     with psycopg.connect(settings.db_url, autocommit=True) as conn:
         # Stock: the level after the opening stock minus what the demo sold, on the server and as every till shows it.
         stock_rows = [["stock", "expected", "server", *[t.name for t in (a1, a2, b1)]]]
-        for shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
+        for _shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
             for sku in ("MUG-01", "COF-250", "TEA-100"):
                 pid = _product(devices[0], sku)["id"]
                 sold = sum((t.sold.get(pid, Decimal(0)) for t in devices), Decimal(0))
@@ -523,7 +524,7 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
 
         # Invoice chains: every series of a shop, on every device of that shop and on the server.
         chain_rows = [["invoice series", "issued", "server", *[t.name for t in (a1, a2, b1)]]]
-        for shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
+        for _shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
             for owner in devices:
                 series = owner.store.invoice_series
                 srv = devices[0].client.transport.call("verify_invoice_chain", {"p_series": series})

@@ -5,9 +5,9 @@ The device side: :class:`LocalStore` (the app's SQLite file, with an outbox) and
 background). Errors are :class:`ShopSyncError` subclasses (see :mod:`shopsync.errors`).
 """
 
-from .conflicts import Conflict
-from .client import SyncClient
 from . import errors as _errors
+from .client import SyncClient
+from .conflicts import Conflict
 from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec

@@ -27,7 +27,7 @@ class Bases:
         r = self._conn.execute("select row from _bases where table_name = ? and row_id = ?", (table, row_id)).fetchone()
         return json.loads(r[0]) if r else None
 
-    def set(self, table: str, row_id: str, server_row: dict[str, Any] | None) -> None:
+    def put(self, table: str, row_id: str, server_row: dict[str, Any] | None) -> None:
         """Keep ``server_row`` as the row's base; None drops it."""
         if server_row is None:
             self._conn.execute("delete from _bases where table_name = ? and row_id = ?", (table, row_id))

@@ -81,7 +81,7 @@ def _apply_results(store: LocalStore, entries: list[OutboxEntry], results: list[
     fast: set[tuple[str, str]] = set()
     for table, row_ids in by_table.items():
         queued = store.outbox.queued_counts(table, row_ids)
-        busy = store.conflict_log.open_rows(table, row_ids) | store.bases.rows_with_base(table, row_ids)
+        busy = store.rows_with_conflict_or_base(table, row_ids)
         fast.update((table, r) for r in row_ids if r not in busy and queued.get(r, 0) == ok[(table, r)])
     versions: dict[tuple[str, str], int] = {}
     done: list[str] = []
@@ -131,7 +131,7 @@ def _apply_result(store: LocalStore, entry: OutboxEntry, res: dict[str, Any], re
             store.write_row(entry.table, {"id": entry.row_id, "version": version, "sync_state": state,
                                           "last_error": row["last_error"] if state != "synced" else None})
             if state == "synced":
-                store.bases.set(entry.table, entry.row_id, None)
+                store.bases.put(entry.table, entry.row_id, None)
     elif effective == "conflict":
         if status != "duplicate":
             result.conflicts += 1

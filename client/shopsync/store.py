@@ -269,9 +269,21 @@ class LocalStore:
             (json.dumps(list(row_ids)),))}
 
     def rows_with_local_changes(self, table: str, row_ids: Iterable[str]) -> set[str]:
-        """Which of ``row_ids`` have queued events or an open conflict (local values on top)."""
-        ids = list(row_ids)
-        return set(self.outbox.queued_counts(table, ids)) | self.conflict_log.open_rows(table, ids)
+        """Which of ``row_ids`` have queued events or an open conflict (local values on top): one query."""
+        ids = json.dumps(list(row_ids))
+        return {r[0] for r in self._conn.execute(
+            "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+            " union select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))", (table, ids, table, ids))}
+
+    def rows_with_conflict_or_base(self, table: str, row_ids: Iterable[str]) -> set[str]:
+        """Which of ``row_ids`` have an open conflict or a stored base: one query."""
+        ids = json.dumps(list(row_ids))
+        return {r[0] for r in self._conn.execute(
+            "select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))"
+            " union select row_id from _bases where table_name = ? and row_id in (select value from json_each(?))",
+            (table, ids, table, ids))}
 
     def pending_overlay(self, table: str, row_id: str) -> dict[str, Any]:
         """The stored values this device's queued events put on top of the server's row."""
@@ -314,7 +326,7 @@ class LocalStore:
             values.update(conflict["local_values"])
         overlay = self.pending_overlay(table, row_id)
         values.update(overlay)
-        self.bases.set(table, row_id, server_row if conflict or overlay else None)
+        self.bases.put(table, row_id, server_row if conflict or overlay else None)
         state = self.row_state(table, row_id)
         values["sync_state"] = state
         values["last_error"] = None if state == "synced" else (cur or {}).get("last_error")

@@ -228,7 +228,7 @@ class Gateway:
         # jsonb arguments are taken out of it there: no re-encoding in Python of a large argument
         # (a push's events), numbers exactly as the client wrote them.
         if fn is single:
-            call_args = sql.SQL("%s::" + fn.argtypes[0])
+            call_args: sql.Composable = sql.SQL("%s::" + fn.argtypes[0])
             params.append(raw if raw is not None else _json_text(args))
         else:
             parts = []
@@ -298,7 +298,7 @@ class FunctionHost:
                 return entry[1]
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+                port = int(s.getsockname()[1])
             fn_dir = self.root / "supabase" / "functions" / name
             env = {
                 **os.environ,

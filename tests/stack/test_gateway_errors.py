@@ -12,7 +12,7 @@ from supabase import Client
 
 from shopsync_stack.settings import StackSettings
 
-from .conftest import User
+from ..conftest import User
 
 RAISE = "returns void language plpgsql as $$ begin raise exception 'boom' using errcode = '{code}'; end $$"
 

@@ -15,7 +15,7 @@ from supabase import Client
 from shopsync_stack import tokens
 from shopsync_stack.settings import StackSettings
 
-from .conftest import User, as_object
+from ..conftest import User, as_object
 
 
 def _b64(data: dict[str, Any]) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from faults import FAULT_KINDS, FaultProxy, restart_postgres
-from shopsync import LocalStore, TransportError, error_from_response
-from shopsync_stack import mint_user_token
 from tenants import Tenant, device_client, make_tenant
 
-ROOT = Path(__file__).resolve().parents[1]
+from shopsync import LocalStore, TransportError, error_from_response
+from shopsync_stack import mint_user_token
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

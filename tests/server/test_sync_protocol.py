@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 from postgrest.exceptions import APIError
-
-from shopsync_stack.settings import StackSettings, load_settings
 from sync_helpers import SHOP_A, SHOP_B, config_value, event, pull_all, push, register, rpc, user_client
+
+from shopsync_stack.settings import StackSettings
 
 
 @pytest.fixture(scope="module")

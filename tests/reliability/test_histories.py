@@ -11,11 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, seed, settings
-from hypothesis.stateful import run_state_machine_as_test
-
 import histories
 from histories import STATS, Histories
+from hypothesis import HealthCheck, seed, settings
+from hypothesis.stateful import run_state_machine_as_test
 
 HISTORIES = int(os.environ.get("SHOPSYNC_HISTORIES", "25"))
 SEED = int(os.environ.get("SHOPSYNC_HISTORY_SEED", "20261122"))

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from tenants import device_client, make_tenant
 
 from shopsync import LocalStore
 from shopsync_stack import mint_user_token
-from tenants import device_client, make_tenant
 
 
 def test_a_rejected_edit_of_a_row_in_conflict_leaves_the_row_in_conflict(client_stack: Any, tmp_path: Path) -> None:

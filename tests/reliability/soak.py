@@ -4,7 +4,7 @@ Runs the machine of ``tests/histories.py`` against the stack the environment nam
 ``SHOPSYNC_SOAK_CHUNK`` histories, each chunk from its own seed (printed; ``SHOPSYNC_SOAK_SEED``
 fixes the first). A failing chunk prints its seed, the shrunk failing history and Hypothesis'
 reproduction blob; replay it with ``SHOPSYNC_HISTORY_SEED=<seed> SHOPSYNC_HISTORIES=<chunk> pytest
-tests/test_histories.py``. Prints the count, the faults injected and the time; exits 1 on a failure.
+tests/reliability/test_histories.py``. Prints the count, the faults injected and the time; exits 1 on a failure.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+here = Path(__file__).resolve().parent
+sys.path[:0] = [str(here), str(here.parent)]  # test_histories beside; the shared helpers in tests/
 
 import histories  # noqa: E402
 from histories import STATS  # noqa: E402
-from shopsync_stack.settings import load_settings  # noqa: E402
 from test_histories import STEPS, run_histories  # noqa: E402
+
+from shopsync_stack.settings import load_settings  # noqa: E402
 
 
 def main() -> int:

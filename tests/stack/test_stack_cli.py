@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -14,7 +14,7 @@ from supabase import Client
 from shopsync_stack import tokens
 from shopsync_stack.settings import StackSettings
 
-from .conftest import User, as_object
+from ..conftest import User, as_object
 
 REQUIRED_ENV = ("API_URL", "DB_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET",
                 "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL")

@@ -12,7 +12,7 @@ packed, several to a call, with valid ones among them; whole-call cases go alone
   events and its push results by exactly the applied and conflicting ones; shop B is untouched.
 
 The bounded run in ``make test`` tries ``SHOPSYNC_FUZZ_PAYLOADS`` (default 1500) payloads; the soak
-run is the same test with more: ``SHOPSYNC_FUZZ_PAYLOADS=10000 .venv/bin/pytest -s tests/test_push_fuzzing.py``
+run is the same test with more: ``SHOPSYNC_FUZZ_PAYLOADS=10000 .venv/bin/pytest -s tests/server/test_push_fuzzing.py``
 (``SHOPSYNC_FUZZ_SEED`` picks the generator's seed; the summary line prints count, time and rate).
 """
 
@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-
-from shopsync_stack.settings import StackSettings, load_settings
-from shopsync_stack import mint_user_token
 from sync_helpers import SHOP_A, SHOP_B, config_value
+
+from shopsync_stack import mint_user_token
+from shopsync_stack.settings import StackSettings, load_settings
 
 EXTERNAL = os.environ.get("SHOPSYNC_STACK") == "external"
 PAYLOADS = int(os.environ.get("SHOPSYNC_FUZZ_PAYLOADS", "1500"))

@@ -33,14 +33,13 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-
-from shopsync import invoice as inv
-from shopsync_stack import tokens
-from shopsync_stack.settings import StackSettings, load_settings
-from shopsync_stack import mint_user_token
 from sync_helpers import SHOP_A, SHOP_B
 
-ROOT = Path(__file__).resolve().parents[1]
+from shopsync import invoice as inv
+from shopsync_stack import mint_user_token, tokens
+from shopsync_stack.settings import StackSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 EXPOSED = tuple(tomllib.loads((ROOT / "supabase" / "config.toml").read_text())["api"]["schemas"])
 # The whole anon surface: liveness, and "who am I" (which answers "nobody").
 ANON_RPCS = frozenset({"health", "whoami"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,11 @@ import psycopg
 import pytest
 from postgrest.exceptions import APIError
 from supabase import create_client
-
-from shopsync import invoice as inv
-from shopsync_stack.settings import StackSettings, load_settings
 from sync_helpers import SHOP_A, event, pull_all, push, register, rpc, user_client
 
-VECTORS = Path(__file__).resolve().parents[1] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
+from shopsync import invoice as inv
+
+VECTORS = Path(__file__).resolve().parents[2] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
 
 
 def make_invoice(series: str, number: int, prev_hash: str, **overrides: Any) -> dict[str, Any]:

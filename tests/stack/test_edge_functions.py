@@ -47,8 +47,9 @@ def test_sync_push_and_pull_through_the_function_with_the_callers_jwt(settings: 
     """The function is a thin layer: the same answers as the RPCs, RLS applied to the caller."""
     import uuid
 
-    from shopsync_stack import mint_user_token
     from sync_helpers import SHOP_A, event
+
+    from shopsync_stack import mint_user_token
 
     token = mint_user_token(settings, "staff@shop-a.test")
     headers = {"Authorization": f"Bearer {token}", "apikey": settings.anon_key}

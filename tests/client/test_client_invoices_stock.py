@@ -13,7 +13,7 @@ from conftest_client import SHOP_A
 from shopsync import SchemaError
 from shopsync import invoice as inv
 
-VECTORS = Path(__file__).resolve().parents[1] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
+VECTORS = Path(__file__).resolve().parents[2] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
 LINES = [{"description": "Mug", "quantity": 1, "unit_price": "12.00", "tax_rate": "19.00"}]
 
 

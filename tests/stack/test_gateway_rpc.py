@@ -13,7 +13,7 @@ from supabase import Client
 
 from shopsync_stack.settings import StackSettings
 
-from .conftest import User, as_object
+from ..conftest import User, as_object
 
 
 def test_get_calls_a_stable_function(anon: Client, sql_function: Callable[[str, str], None]) -> None:
