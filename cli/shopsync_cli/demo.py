@@ -498,7 +498,7 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
     with psycopg.connect(settings.db_url, autocommit=True) as conn:
         # Stock: the level after the opening stock minus what the demo sold, on the server and as every till shows it.
         stock_rows = [["stock", "expected", "server", *[t.name for t in (a1, a2, b1)]]]
-        for _shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
+        for shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
             for sku in ("MUG-01", "COF-250", "TEA-100"):
                 pid = _product(devices[0], sku)["id"]
                 sold = sum((t.sold.get(pid, Decimal(0)) for t in devices), Decimal(0))
