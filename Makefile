@@ -26,7 +26,7 @@ test:
 	bash scripts/test.sh
 
 fuzz:
-	SHOPSYNC_FUZZ_PAYLOADS=$${SHOPSYNC_FUZZ_PAYLOADS:-10000} .venv/bin/pytest -q -s tests/test_push_fuzzing.py
+	SHOPSYNC_FUZZ_PAYLOADS=$${SHOPSYNC_FUZZ_PAYLOADS:-10000} .venv/bin/pytest -q -s tests/server/test_push_fuzzing.py
 
 bench: setup
 	bash scripts/bench.sh
@@ -35,4 +35,4 @@ bench-quick: setup
 	bash scripts/bench.sh --quick
 
 soak:
-	SHOPSYNC_SOAK_HISTORIES=$${SHOPSYNC_SOAK_HISTORIES:-1000} .venv/bin/python tests/soak.py
+	SHOPSYNC_SOAK_HISTORIES=$${SHOPSYNC_SOAK_HISTORIES:-1000} .venv/bin/python tests/reliability/soak.py

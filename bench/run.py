@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,8 +39,8 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "client"))
 
 from shopsync import LocalStore, SyncClient  # noqa: E402
-from shopsync.settings import StackSettings, load_settings  # noqa: E402
-from shopsync.stack import mint_user_token  # noqa: E402
+from shopsync_stack import mint_user_token  # noqa: E402
+from shopsync_stack.settings import StackSettings, load_settings  # noqa: E402
 
 # Sizes of the full run and of the quick one (which only proves the benchmark still runs).
 FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,
@@ -268,7 +269,9 @@ def pull_limit(b: Bench, shop: str) -> dict[str, Any]:
     store = LocalStore(b.tmp / "limit.db", schema=schema)
     cols = [c.name for c in store.table("customers").columns]
     collist = ", ".join(cols)
-    conn = store._conn
+    store.close()
+    conn = sqlite3.connect(str(b.tmp / "limit.db"), isolation_level=None)  # the bare file, no store
+    conn.execute("pragma synchronous = normal")  # as the store sets it (the file is in WAL mode already)
     t0 = time.perf_counter()
     with b.conn.cursor() as cur:
         with cur.copy(f"copy (select {collist} from public.customers where shop_id = %s) to stdout", (shop,)) as cp:
@@ -278,7 +281,7 @@ def pull_limit(b: Bench, shop: str) -> dict[str, Any]:
     conn.executemany(f"insert into customers ({collist}) values ({', '.join('?' * len(cols))})", rows)
     conn.execute("commit")
     dt = time.perf_counter() - t0
-    store.close()
+    conn.close()
     return {"rows": len(rows), "seconds": dt, "copy_seconds": t_copy, "rows_per_s": rate(len(rows), dt)}
 
 
@@ -362,20 +365,20 @@ def bench_history(b: Bench) -> dict[str, Any]:
     b.conn.execute("vacuum analyze shopsync.change_log")
     log(f"history: built {big:,} + {small:,} change-log entries in {time.perf_counter() - t0:.1f}s")
     clients = {}
-    for label, (shop, email, n) in shops.items():
+    for label, (_shop, email, _n) in shops.items():
         c = b.device(f"hist-{label}", email)
         c.register()
         clients[label] = c
     times: dict[str, list[float]] = {"big": [], "small": []}
     for _ in range(b.sizes["tip_repeats"]):  # interleaved, so noise hits both
-        for label, (shop, email, n) in shops.items():
+        for label, (_shop, _email, n) in shops.items():
             t1 = time.perf_counter()
             page = clients[label].transport.call("sync_pull", {"p_device_id": clients[label].store.device_id,
                                                                "p_cursor": n - tip, "p_limit": 500})
             times[label].append(time.perf_counter() - t1)
             assert len(page["changes"]) == tip, len(page["changes"])
     out: dict[str, Any] = {"tip_changes": tip}
-    for label, (shop, email, n) in shops.items():
+    for label, (shop, _email, n) in shops.items():
         plan, exec_ms = explain_pull(b, shop, n - tip, 500)
         out[f"tip_of_{label}"] = {"log_entries": n, "median_ms": statistics.median(times[label]) * 1000,
                                   "min_ms": min(times[label]) * 1000, "repeats": len(times[label]),

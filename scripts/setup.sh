@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: installs only what is missing, a no-op (seconds) when everything is there.
 #   - Debian packages: PostgreSQL 15 with pgTAP, pg_prove, pg_cron and plpgsql_check
-#   - .venv with the shopsync package (editable) and its dev tools
+#   - .venv with shopsync, shopsync-stack and shopsync-cli (editable) and the dev tools
 #   - tools/node_modules with the Supabase CLI and Deno (npm packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,11 +38,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$py" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# The three distributions (the library, the stack, the CLI) editable, and the dev tools; reinstalled
+# only when a pyproject.toml changed since the last install.
 stamp=.venv/.shopsync-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing shopsync (editable) and dev tools into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ stack/pyproject.toml -nt "$stamp" ] \
+   || [ cli/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing shopsync, shopsync-stack and shopsync-cli (editable) and dev tools into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e ./stack -e ./cli -e '.[dev]'
   touch "$stamp"
 fi
 

@@ -27,7 +27,7 @@ else
     value=${line#*=} && value=${value#\"} && export "${line%%=*}=${value%\"}"
   done < <(.venv/bin/shopsync stack env)
 fi
-db_url=$(.venv/bin/python -c 'from shopsync.settings import load_settings; print(load_settings().db_url)')
+db_url=$(.venv/bin/python -c 'from shopsync_stack.settings import load_settings; print(load_settings().db_url)')
 
 # The schemas the project owns: everything but Postgres' and Supabase's own.
 project_schemas() {
@@ -61,6 +61,9 @@ check() {
   names+=("$name") times+=($((SECONDS - t0)))
 }
 
+# Python: types (strict) over the three packages, lint over them and the tests (pyproject.toml).
+check "mypy --strict" .venv/bin/mypy
+check "ruff" .venv/bin/ruff check client stack cli tests bench
 check "sqlfluff lint" .venv/bin/sqlfluff lint --processes 0 supabase/migrations supabase/seed.sql supabase/tests
 check "supabase db lint" "${supabase[@]}" db lint --remote="$db_url" --schema "$(project_schemas)" --fail-on error
 check "supabase db advisors" "${supabase[@]}" db advisors --remote="$db_url" --type all --fail-on warn

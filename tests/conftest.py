@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from supabase import Client, create_client
 
-from shopsync.settings import StackSettings, load_settings
-from shopsync.stack import mint_user_token
+from shopsync_stack import mint_user_token
+from shopsync_stack.settings import StackSettings, load_settings
 
 # The client tests' fixtures (devices with their own SQLite files).
 pytest_plugins = ["conftest_client"]

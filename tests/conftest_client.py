@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ SHOP_B = "bbbbbbbb-0000-4000-8000-000000000000"
 @pytest.fixture(scope="session")
 def client_stack() -> Any:
     """A freshly reset and seeded stack (once per session; not with SHOPSYNC_STACK=external); its settings."""
-    from shopsync.settings import load_settings
+    from shopsync_stack.settings import load_settings
 
     if os.environ.get("SHOPSYNC_STACK") != "external":
         env = {**os.environ, "SUPABASE_YES": "1", "SHOPSYNC_PROJECT_DIR": str(ROOT)}
-        done = subprocess.run([sys.executable, "-m", "shopsync.cli", "stack", "reset"], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "shopsync_cli", "stack", "reset"], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         if done.returncode != 0:
             pytest.fail(f"shopsync stack reset failed:\n{done.stdout}\n{done.stderr}")
@@ -62,9 +62,9 @@ def sql(client_stack: Any) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
 @pytest.fixture(scope="session")
 def token_for(client_stack: Any) -> Callable[..., str]:
     """A user's access token (cached per email for the session)."""
-    from shopsync.stack import mint_user_token
+    from shopsync_stack import mint_user_token
 
-    @lru_cache(maxsize=None)
+    @cache
     def mint(email: str) -> str:
         return mint_user_token(client_stack, email)
 

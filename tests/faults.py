@@ -329,7 +329,7 @@ class FaultProxy:
 def restart_postgres(root: Path | None = None) -> float:
     """Restart the local stack's Postgres (``pg_ctl restart -m fast``: open sessions are cut);
     returns the seconds it took. The gateway's pool reconnects on its own."""
-    from shopsync.stack import PG_BIN, Stack, find_project_root
+    from shopsync_stack.postgres import PG_BIN, Stack, find_project_root
 
     stack = Stack(root or find_project_root())
     t0 = time.monotonic()

@@ -17,7 +17,7 @@ synced until nothing is pending and every cursor is at the shop's last seq):
   each row's change-log versions are 1..version with none twice; the change log holds exactly
   as many writes as events that wrote; stock levels are the sum of their movements.
 
-Used by ``tests/test_histories.py`` (bounded, in ``make test``) and ``tests/soak.py`` (``make soak``).
+Used by ``tests/reliability/test_histories.py`` (bounded, in ``make test``) and ``tests/reliability/soak.py`` (``make soak``).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from faults import FaultProxy
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
-
-from faults import FaultProxy
-from shopsync import LocalStore, SyncClient, SyncResult, TransportError
-from shopsync.settings import StackSettings
-from shopsync.stack import mint_user_token
 from tenants import Tenant, device_client, make_tenant
+
+from shopsync import LocalStore, SyncClient, SyncResult, TransportError
+from shopsync_stack import mint_user_token
+from shopsync_stack.settings import StackSettings
 
 __all__ = ["Histories", "Stats", "STATS", "configure"]
 
@@ -241,9 +241,9 @@ class Histories(RuleBasedStateMachine):
         store = dev.store
         with store.transaction():
             for entry in store.outbox.all():
-                row = store._row(entry.table, entry.row_id)
+                row = store.stored_row(entry.table, entry.row_id)
                 assert row is not None, f"{dev.name}: a queued {entry.op} of {entry.table} {entry.row_id} has no row"
-                overlay = store._pending_overlay(entry.table, entry.row_id)
+                overlay = store.pending_overlay(entry.table, entry.row_id)
                 conflict = store.conflict_log.open_for_row(entry.table, entry.row_id)
                 if conflict:
                     continue  # the conflict's local values (and later edits) are on top; checked below
@@ -253,7 +253,7 @@ class Histories(RuleBasedStateMachine):
                     else:
                         assert row[k] == v, f"{dev.name}: own write {entry.table}.{k}={v!r} reads {row[k]!r}"
             for c in store.conflict_log.list():
-                row = store._row(c["table"], c["row_id"])
+                row = store.stored_row(c["table"], c["row_id"])
                 assert row is not None and row["sync_state"] == "conflict", f"{dev.name}: open conflict {c} not shown"
 
     # -- local writes ---------------------------------------------------------------------------------
@@ -508,10 +508,8 @@ class Histories(RuleBasedStateMachine):
         local: dict[tuple[str, str], dict[str, Any]] = {}
         with store.transaction():
             for t in tables:
-                cur = store._conn.execute(f'select * from "{t}"')
-                names = [d[0] for d in cur.description]
-                for r in cur.fetchall():
-                    local[(t, r[names.index("id")])] = dict(zip(names, r))
+                for r in store.stored_rows(t):
+                    local[(t, r["id"])] = r
         assert set(local) == set(server), (
             f"{dev.name}: rows differ from the server's: only local {sorted(set(local) - set(server))[:5]},"
             f" only server {sorted(set(server) - set(local))[:5]}")

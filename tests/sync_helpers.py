@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 from supabase import Client, create_client
 
-from shopsync.settings import StackSettings
-from shopsync.stack import mint_user_token
+from shopsync_stack import mint_user_token
+from shopsync_stack.settings import StackSettings
 
 SHOP_A = "aaaaaaaa-0000-4000-8000-000000000000"
 SHOP_B = "bbbbbbbb-0000-4000-8000-000000000000"

@@ -12,7 +12,7 @@ import supabase
 from supabase.lib.client_options import SyncClientOptions
 
 from shopsync import LocalStore, SupabaseTransport, SyncClient
-from shopsync.settings import StackSettings
+from shopsync_stack.settings import StackSettings
 
 __all__ = ["Tenant", "make_tenant", "device_client"]
 

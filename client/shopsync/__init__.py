@@ -5,20 +5,21 @@ The device side: :class:`LocalStore` (the app's SQLite file, with an outbox) and
 background). Errors are :class:`ShopSyncError` subclasses (see :mod:`shopsync.errors`).
 """
 
-from .conflicts import Conflict
-from .engine import SyncClient
 from . import errors as _errors
+from .client import SyncClient
+from .conflicts import Conflict
 from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
 from .status import PullProgress, Rejection, SyncResult, SyncStatus
-from .store import SYNC_STATES, LocalStore
+from .store import SYNC_STATES, LocalStore, QueueSummary
 from .transport import SupabaseTransport, Transport
 
 __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "LocalStore",
+    "QueueSummary",
     "SyncClient",
     "SyncResult",
     "SyncStatus",

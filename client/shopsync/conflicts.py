@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,12 @@ class ConflictLog:
             f"select {_COLS} from _conflicts where table_name = ? and row_id = ? and resolved_at is null"
             " order by id desc limit 1", (table, row_id)).fetchone()
         return self._raw(r) if r else None
+
+    def open_rows(self, table: str, row_ids: Iterable[str]) -> set[str]:
+        """Which of ``row_ids`` have an open conflict."""
+        return {r[0] for r in self._conn.execute(
+            "select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))", (table, json.dumps(list(row_ids))))}
 
     def get(self, conflict_id: int) -> dict[str, Any] | None:
         r = self._conn.execute(f"select {_COLS} from _conflicts where id = ?", (conflict_id,)).fetchone()

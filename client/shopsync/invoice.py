@@ -69,9 +69,9 @@ def totals(lines: Iterable[Mapping[str, Any]]) -> InvoiceTotals:
 def canonical(inv: Mapping[str, Any]) -> str:
     """The canonical text of an invoice row (a mapping with the invoice table's columns)."""
     lines = [
-        [str(l.get("product_id") or ""), str(l["description"]), _fixed(l["quantity"], _Q3),
-         _fixed(l["unit_price"], _Q2), _fixed(l["tax_rate"], _Q2)]
-        for l in inv["lines"]
+        [str(line.get("product_id") or ""), str(line["description"]), _fixed(line["quantity"], _Q3),
+         _fixed(line["unit_price"], _Q2), _fixed(line["tax_rate"], _Q2)]
+        for line in inv["lines"]
     ]
     parts: list[Any] = [
         "shopsync-invoice-v1", str(inv["shop_id"]), str(inv["series"]), str(int(inv["number"])),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,16 @@ class Outbox:
 
     def remove(self, event_id: str) -> None:
         self._conn.execute("delete from _outbox where event_id = ?", (event_id,))
+
+    def remove_many(self, event_ids: Iterable[str]) -> None:
+        """Drop answered events (one ``executemany``)."""
+        self._conn.executemany("delete from _outbox where event_id = ?", [(e,) for e in event_ids])
+
+    def queued_counts(self, table: str, row_ids: Iterable[str]) -> dict[str, int]:
+        """How many events are queued for each of ``row_ids`` (rows with none are left out)."""
+        return {r[0]: int(r[1]) for r in self._conn.execute(
+            "select row_id, count(*) from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+            " group by row_id", (table, json.dumps(list(row_ids))))}
 
     def note_failed_call(self, event_ids: list[str], error: str, next_attempt_at: str | None) -> None:
         """Book-keeping after a whole-call failure; the events themselves stay exactly as queued."""

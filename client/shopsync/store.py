@@ -11,19 +11,21 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from . import invoice
+from .bases import BASES_DDL, Bases
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
 from .schema import Schema, TableSpec, utc_now_iso
 
-__all__ = ["LocalStore", "SYNC_STATES", "DISPLAY_CODES"]
+__all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
 SYNC_STATES = ("synced", "pending_create", "pending_update", "pending_delete", "conflict", "failed")
 PENDING_STATES = ("pending_create", "pending_update", "pending_delete")
@@ -33,14 +35,21 @@ DISPLAY_CODES: dict[str, tuple[str, str]] = {"customers": ("customer_code", "C")
 LOCAL_COLUMNS = ("sync_state", "last_error")
 
 META_DDL = "create table if not exists _meta (key text primary key, value text)"
-# The server's row under a row that has local values on top (pending edits, an open conflict):
-# once those are answered, a newer base already holds their effect and is adopted as it is.
-BASES_DDL = ("create table if not exists _bases (table_name text not null, row_id text not null, row text not null,"
-             " primary key (table_name, row_id))")
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """What waits on this device: queued events (in all and per table), the oldest one's time, and
+    the open conflicts."""
+
+    pending: int
+    pending_by_table: dict[str, int]
+    oldest_pending_at: str | None
+    open_conflicts: int
 
 
 def _uuid(value: Any, what: str) -> str:
@@ -71,6 +80,7 @@ class LocalStore:
         self._conn.execute("pragma busy_timeout = 30000")
         self.outbox = Outbox(self._conn)
         self.conflict_log = ConflictLog(self._conn)
+        self.bases = Bases(self._conn)
         self._schema: Schema | None = None
         with self.transaction():
             self._conn.execute(META_DDL)
@@ -126,7 +136,7 @@ class LocalStore:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def _notify(self) -> None:
+    def _notify(self) -> None:  # after a committed local write
         for cb in list(self._listeners):
             cb()
 
@@ -210,15 +220,26 @@ class LocalStore:
             self._schema = new
         return True
 
-    # -- rows (stored form; used by the engine) -----------------------------------------------------
-    def _row(self, table: str, row_id: str) -> dict[str, Any] | None:
-        cur = self._conn.execute(f"select * from {_q(table)} where id = ?", (row_id,))
-        r = cur.fetchone()
-        if r is None:
-            return None
-        return dict(zip([d[0] for d in cur.description], r))
+    # -- rows (stored form: what the sync engine reads and writes) ---------------------------------------
+    def stored_row(self, table: str, row_id: str) -> dict[str, Any] | None:
+        """One row in stored form (local columns included), or None."""
+        with self._lock:
+            cur = self._conn.execute(f"select * from {_q(table)} where id = ?", (row_id,))
+            r = cur.fetchone()
+            if r is None:
+                return None
+            return dict(zip([d[0] for d in cur.description], r, strict=True))
 
-    def _write_row(self, table: str, values: dict[str, Any]) -> None:
+    def stored_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of ``table`` in stored form (tombstones and local columns included)."""
+        self.table(table)
+        with self._lock:
+            cur = self._conn.execute(f"select * from {_q(table)}")
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def write_row(self, table: str, values: dict[str, Any]) -> None:
+        """Insert or update one row from stored values (the columns given; ``id`` required)."""
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
         self._conn.execute(
@@ -227,20 +248,44 @@ class LocalStore:
             [values[c] for c in cols],
         )
 
-    def _set_base(self, table: str, row_id: str, server_row: dict[str, Any] | None) -> None:
-        if server_row is None:
-            self._conn.execute("delete from _bases where table_name = ? and row_id = ?", (table, row_id))
-        else:
-            self._conn.execute(
-                "insert into _bases (table_name, row_id, row) values (?, ?, ?)"
-                " on conflict (table_name, row_id) do update set row = excluded.row",
-                (table, row_id, json.dumps(server_row, sort_keys=True)))
+    def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
+        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c != "id")
+        self._conn.executemany(
+            f"insert into {_q(table)} ({', '.join(_q(c) for c in columns)}) values ({', '.join('?' * len(columns))})"
+            f" on conflict (id) do update set {sets}", rows)
 
-    def _base(self, table: str, row_id: str) -> dict[str, Any] | None:
-        r = self._conn.execute("select row from _bases where table_name = ? and row_id = ?", (table, row_id)).fetchone()
-        return json.loads(r[0]) if r else None
+    def mark_synced(self, table: str, versions: Iterable[tuple[int, str]]) -> None:
+        """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
+        no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
+        self._conn.executemany(
+            f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
+            " last_error = null where id = ?", versions)
 
-    def _pending_overlay(self, table: str, row_id: str) -> dict[str, Any]:
+    def versions_and_states(self, table: str, row_ids: Iterable[str]) -> dict[str, tuple[int | None, str]]:
+        """``row_id -> (version, sync_state)`` of those of ``row_ids`` this device holds."""
+        return {r[0]: (r[1], r[2]) for r in self._conn.execute(
+            f"select id, version, sync_state from {_q(table)} where id in (select value from json_each(?))",
+            (json.dumps(list(row_ids)),))}
+
+    def rows_with_local_changes(self, table: str, row_ids: Iterable[str]) -> set[str]:
+        """Which of ``row_ids`` have queued events or an open conflict (local values on top): one query."""
+        ids = json.dumps(list(row_ids))
+        return {r[0] for r in self._conn.execute(
+            "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+            " union select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))", (table, ids, table, ids))}
+
+    def rows_with_conflict_or_base(self, table: str, row_ids: Iterable[str]) -> set[str]:
+        """Which of ``row_ids`` have an open conflict or a stored base: one query."""
+        ids = json.dumps(list(row_ids))
+        return {r[0] for r in self._conn.execute(
+            "select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))"
+            " union select row_id from _bases where table_name = ? and row_id in (select value from json_each(?))",
+            (table, ids, table, ids))}
+
+    def pending_overlay(self, table: str, row_id: str) -> dict[str, Any]:
         """The stored values this device's queued events put on top of the server's row."""
         spec = self.table(table)
         out: dict[str, Any] = {}
@@ -251,7 +296,7 @@ class LocalStore:
                 out.update(spec.stored_from_wire(e.data))
         return out
 
-    def _row_state(self, table: str, row_id: str, *, default: str = "synced") -> str:
+    def row_state(self, table: str, row_id: str, *, default: str = "synced") -> str:
         """What a row's sync_state should be, from its queued events and open conflict."""
         if self.conflict_log.open_for_row(table, row_id):
             return "conflict"
@@ -263,6 +308,50 @@ class LocalStore:
         if "delete" in ops:
             return "pending_delete"
         return "pending_update"
+
+    def adopt_server_row(self, table: str, row_id: str, server_row: dict[str, Any]) -> None:
+        """Make ``server_row`` (stored form) the row's base; queued local values and open-conflict
+        values stay on top. Nothing changes if the device holds a newer server version, or a rejected
+        edit at this version (it stays visible, failed, until the server has news)."""
+        cur = self.stored_row(table, row_id)
+        version = server_row.get("version")
+        if cur is not None and cur["version"] is not None and version is not None and version < cur["version"]:
+            return  # we already hold a newer server version
+        if cur is not None and cur["sync_state"] == "failed" and version == cur["version"]:
+            return  # a rejected edit stays visible (failed, last_error) until the server has news
+        values = dict(server_row)
+        conflict = self.conflict_log.open_for_row(table, row_id)
+        if conflict:
+            self.conflict_log.update_open(conflict["id"], server_row=server_row)
+            values.update(conflict["local_values"])
+        overlay = self.pending_overlay(table, row_id)
+        values.update(overlay)
+        self.bases.put(table, row_id, server_row if conflict or overlay else None)
+        state = self.row_state(table, row_id)
+        values["sync_state"] = state
+        values["last_error"] = None if state == "synced" else (cur or {}).get("last_error")
+        self.write_row(table, values)
+
+    def forget_synced_rows(self) -> None:
+        """Drop synced and failed rows, keep every row with queued events or an open conflict (and
+        their bases), and set the cursor to 0: the next pull fills the file again."""
+        with self.transaction():
+            for name in self.schema.tables:
+                self._conn.execute(
+                    f"delete from {_q(name)} where sync_state in ('synced', 'failed')"
+                    " and id not in (select row_id from _outbox where table_name = ?)"
+                    " and id not in (select row_id from _conflicts where table_name = ? and resolved_at is null)",
+                    (name, name))
+            self._conn.execute(
+                "delete from _bases where row_id not in (select row_id from _outbox)"
+                " and row_id not in (select row_id from _conflicts where resolved_at is null)")
+            self.set_meta("cursor", 0)
+
+    def queue_summary(self) -> QueueSummary:
+        """Queued events and open conflicts, read without taking the file's write lock."""
+        with self._lock:
+            return QueueSummary(self.outbox.count(), self.outbox.count_by_table(), self.outbox.oldest_created_at(),
+                                self.conflict_log.count_open())
 
     def _next_code(self, table: str, letter: str) -> str:
         key = f"code_counter:{table}"
@@ -290,19 +379,19 @@ class LocalStore:
             if code and spec.has_column(code[0]) and values.get(code[0]) is None:
                 values[code[0]] = self._next_code(table, code[1])
             stored = spec.stored_from_app(values)
-            if self._row(table, row_id) is not None:
+            if self.stored_row(table, row_id) is not None:
                 raise InvalidValueError(f"{table} already has a row {row_id}", reason="id_exists")
             now = utc_now_iso()
             row = {"id": row_id, "shop_id": self.get_meta("shop_id"), "version": None, "created_at": now,
                    "updated_at": now, "deleted_at": None, "client_changed_at": now,
                    "last_device_id": self.device_id, **stored, "sync_state": "pending_create", "last_error": None}
-            self._write_row(table, {k: v for k, v in row.items() if spec.has_column(k) or k in LOCAL_COLUMNS})
+            self.write_row(table, {k: v for k, v in row.items() if spec.has_column(k) or k in LOCAL_COLUMNS})
             self.outbox.enqueue(table, "insert", row_id, None, spec.wire_from_stored(stored), now)
         self._notify()
         return self.get(table, row_id, include_deleted=True) or {}
 
     def _live_row(self, table: str, row_id: str) -> dict[str, Any]:
-        cur = self._row(table, row_id)
+        cur = self.stored_row(table, row_id)
         if cur is None or cur.get("deleted_at") is not None:
             raise NotFoundError(f"{table} has no live row {row_id}", reason="not_found")
         return cur
@@ -321,8 +410,8 @@ class LocalStore:
             now = utc_now_iso()
             base = cur["version"] if cur["version"] is not None else 1  # our own insert made version 1
             self.outbox.enqueue(table, "update", row_id, base, spec.wire_from_stored(diff), now, override=override)
-            self._write_row(table, {**cur, **diff, "client_changed_at": now,
-                                    "sync_state": self._row_state(table, row_id)})
+            self.write_row(table, {**cur, **diff, "client_changed_at": now,
+                                    "sync_state": self.row_state(table, row_id)})
         self._notify()
         return self.get(table, row_id) or {}
 
@@ -335,15 +424,15 @@ class LocalStore:
             now = utc_now_iso()
             base = cur["version"] if cur["version"] is not None else 1
             self.outbox.enqueue(table, "delete", row_id, base, {}, now)
-            self._write_row(table, {**cur, "deleted_at": spec.column("deleted_at").to_stored(now),
-                                    "client_changed_at": now, "sync_state": self._row_state(table, row_id)})
+            self.write_row(table, {**cur, "deleted_at": spec.column("deleted_at").to_stored(now),
+                                    "client_changed_at": now, "sync_state": self.row_state(table, row_id)})
         self._notify()
 
     def get(self, table: str, row_id: str, *, include_deleted: bool = False) -> dict[str, Any] | None:
         """One row in app form (with ``sync_state`` and ``last_error``), or None."""
         spec = self.table(table)
         with self._lock:
-            row = self._row(table, str(row_id))
+            row = self.stored_row(table, str(row_id))
         if row is None or (row.get("deleted_at") is not None and not include_deleted):
             return None
         return spec.app_from_stored(row)
@@ -403,6 +492,40 @@ class LocalStore:
                                 c["base_version"], c["reason"], c["policy"], c["created_at"], c["resolved_at"],
                                 c["resolution"]))
         return out
+
+    def resolve_conflict(self, conflict_id: int, keep: str | dict[str, Any] = "local") -> dict[str, Any] | None:
+        """Settle an open conflict on top of the server's version and queue the result (see
+        :meth:`SyncClient.resolve`). Returns the row in app form."""
+        with self.transaction():
+            c = self.conflict_log.get(int(conflict_id))
+            if c is None or c["resolved_at"] is not None:
+                raise NotFoundError(f"no open conflict {conflict_id}", reason="not_found")
+            spec = self.table(c["table"])
+            server = c["server_row"] or {}
+            if keep == "remote":
+                values: dict[str, Any] = {}
+                label = "remote"
+            elif keep == "local":
+                values = dict(c["local_values"])
+                label = "local"
+            elif isinstance(keep, dict):
+                values = spec.stored_from_app(keep)
+                label = "custom"
+            else:
+                raise ValueError('keep must be "local", "remote" or a dict of column values')
+            now = utc_now_iso()
+            self.conflict_log.resolve(c["id"], label, now)
+            base = server.get("version")
+            if values.get("deleted_at") is not None:
+                self.outbox.enqueue(spec.name, "delete", c["row_id"], base, {}, now)
+            else:
+                diff = {k: v for k, v in values.items() if k != "deleted_at" and server.get(k) != v}
+                if diff:
+                    self.outbox.enqueue(spec.name, "update", c["row_id"], base, spec.wire_from_stored(diff), now)
+            if server:
+                self.adopt_server_row(spec.name, c["row_id"], server)
+        self._notify()
+        return self.get(spec.name, c["row_id"], include_deleted=True)
 
     def pending_counts(self) -> dict[str, int]:
         with self._lock:

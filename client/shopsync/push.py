@@ -1,0 +1,176 @@
+"""Push: the outbox goes up (``sync_push``) in batches, in the order it was written.
+
+Crash safety: each batch's results are applied in one SQLite transaction. A push whose answer was
+lost is sent again with the same event ids and comes back ``duplicate``. Every read and write of the
+device's file goes through the store (:class:`~shopsync.store.LocalStore`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .errors import ProtocolError, RateLimitedError, ShopSyncError
+from .outbox import OutboxEntry
+from .schema import TableSpec, utc_now_iso
+from .status import Rejection, SyncResult
+from .store import LocalStore
+from .transport import Transport
+
+__all__ = ["push_all", "rate_window_end"]
+
+
+def rate_window_end() -> str:
+    """The server counts pushes per calendar minute: a 429 lifts at the next one."""
+    return (datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)).isoformat()
+
+
+def push_all(store: LocalStore, transport: Transport, batch_size: int, result: SyncResult) -> ShopSyncError | None:
+    """Push every queued event, ``batch_size`` a call; count the answers into ``result``.
+
+    Returns the whole-call failure that stopped the push (also appended to ``result.errors``), or None.
+    """
+    after = 0
+    while True:
+        with store.transaction():
+            entries = store.outbox.batch(batch_size, after)
+        if not entries:
+            return None
+        try:
+            answer = transport.call("sync_push", {
+                "p_device_id": store.device_id, "p_events": [e.to_event() for e in entries]})
+            results = answer["results"]
+            if len(results) != len(entries):
+                raise ProtocolError(f"sync_push answered {len(results)} results for {len(entries)} events")
+        except ShopSyncError as exc:
+            retry_at = rate_window_end() if isinstance(exc, RateLimitedError) else None
+            with store.transaction():
+                store.outbox.note_failed_call([e.event_id for e in entries], str(exc), retry_at)
+            result.errors.append(exc)
+            return exc
+        with store.transaction():
+            _apply_results(store, entries, results, result)
+        after = entries[-1].seq
+
+
+def _apply_results(store: LocalStore, entries: list[OutboxEntry], results: list[dict[str, Any]],
+                   result: SyncResult) -> None:
+    """Apply a push batch's answer (inside its transaction): what ``_apply_result`` does for each
+    event, set-wise for the common case.
+
+    A row whose every event in the batch was applied or merged, that has no other queued event,
+    no open conflict and no stored base, simply becomes ``synced`` at the server's version: those
+    rows take one ``executemany`` per table. Every other event goes through ``_apply_result``
+    in order (the two sets of rows are disjoint, so the order between them does not matter).
+    """
+    tables = store.schema.tables
+    ok: dict[tuple[str, str], int] = {}  # (table, row) -> events of the row in this batch, all applied
+    bad: set[tuple[str, str]] = set()
+    for entry, res in zip(entries, results, strict=True):
+        status = res.get("status")
+        effective = res.get("original_status") if status == "duplicate" else status
+        key = (entry.table, entry.row_id)
+        if effective in ("applied", "merged") and entry.table in tables and key not in bad:
+            ok[key] = ok.get(key, 0) + 1
+        else:
+            bad.add(key)
+            ok.pop(key, None)
+    by_table: dict[str, list[str]] = {}
+    for table, row_id in ok:
+        by_table.setdefault(table, []).append(row_id)
+    fast: set[tuple[str, str]] = set()
+    for table, row_ids in by_table.items():
+        queued = store.outbox.queued_counts(table, row_ids)
+        busy = store.rows_with_conflict_or_base(table, row_ids)
+        fast.update((table, r) for r in row_ids if r not in busy and queued.get(r, 0) == ok[(table, r)])
+    versions: dict[tuple[str, str], int] = {}
+    done: list[str] = []
+    for entry, res in zip(entries, results, strict=True):
+        key = (entry.table, entry.row_id)
+        if key not in fast:
+            _apply_result(store, entry, res, result)
+            continue
+        status = res.get("status")
+        result.pushed += 1
+        if status == "duplicate":
+            result.duplicates += 1
+        else:
+            setattr(result, str(status), getattr(result, str(status)) + 1)
+        done.append(entry.event_id)
+        versions[key] = max(versions.get(key, 0), int(res.get("version") or 0))
+    store.outbox.remove_many(done)
+    by_table_v: dict[str, list[tuple[int, str]]] = {}
+    for (table, row_id), version in versions.items():
+        by_table_v.setdefault(table, []).append((version, row_id))
+    for table, params in by_table_v.items():
+        store.mark_synced(table, params)
+
+
+def _apply_result(store: LocalStore, entry: OutboxEntry, res: dict[str, Any], result: SyncResult) -> None:
+    status = res.get("status")
+    effective = res.get("original_status") if status == "duplicate" else status
+    result.pushed += 1
+    if status == "duplicate":
+        result.duplicates += 1
+    store.outbox.remove(entry.event_id)
+    spec = store.schema.tables.get(entry.table)
+    if spec is None:
+        return
+    if effective in ("applied", "merged"):
+        if status != "duplicate":
+            setattr(result, str(effective), getattr(result, str(effective)) + 1)
+        row = store.stored_row(entry.table, entry.row_id)
+        base = store.bases.get(entry.table, entry.row_id)
+        if base is not None and int(base.get("version") or 0) >= int(res.get("version") or 0):
+            # A pull already brought a server row that includes this event's effect (e.g. its
+            # first answer was lost): adopt it rather than keep our values over it.
+            store.adopt_server_row(spec.name, entry.row_id, base)
+        elif row is not None:
+            version = max(row["version"] or 0, int(res.get("version") or 0)) or None
+            state = store.row_state(entry.table, entry.row_id)
+            store.write_row(entry.table, {"id": entry.row_id, "version": version, "sync_state": state,
+                                          "last_error": row["last_error"] if state != "synced" else None})
+            if state == "synced":
+                store.bases.put(entry.table, entry.row_id, None)
+    elif effective == "conflict":
+        if status != "duplicate":
+            result.conflicts += 1
+        _on_conflict(store, spec, entry, res)
+    else:
+        result.rejected += 1
+        reason = str(res.get("reason") or "rejected")
+        result.rejections.append(Rejection(entry.event_id, entry.table, entry.row_id, entry.op, reason,
+                                           res.get("message")))
+        if store.stored_row(entry.table, entry.row_id) is not None:
+            message = res.get("message")
+            # An open conflict on the row stays what the row shows until it is resolved.
+            state = "conflict" if store.conflict_log.open_for_row(entry.table, entry.row_id) else "failed"
+            store.write_row(entry.table, {"id": entry.row_id, "sync_state": state,
+                                          "last_error": f"{reason}: {message}" if message else reason})
+
+
+def _on_conflict(store: LocalStore, spec: TableSpec, entry: OutboxEntry, res: dict[str, Any]) -> None:
+    reason = str(res.get("reason") or "conflict")
+    server_row = spec.stored_from_wire(res["server_row"]) if res.get("server_row") else None
+    if entry.op == "delete":
+        local_values = {"deleted_at": spec.column("deleted_at").to_stored(entry.client_ts)}
+    else:
+        local_values = spec.stored_from_wire(entry.data)
+    now = utc_now_iso()
+    if spec.policy == "manual" and reason == "concurrent_update":
+        # Both versions kept: the row shows the server's row with our values on top until resolved.
+        existing = store.conflict_log.open_for_row(spec.name, entry.row_id)
+        if existing:
+            store.conflict_log.update_open(existing["id"], local_values={**existing["local_values"],
+                                                                         **local_values})
+        else:
+            store.conflict_log.add(spec.name, entry.row_id, local_values, server_row, entry.base_version,
+                                   reason, spec.policy, now)
+    else:
+        # server_wins / last_write_wins (and deleted or taken rows): adopt the server's row, log it.
+        store.conflict_log.add(spec.name, entry.row_id, local_values, server_row, entry.base_version,
+                               reason, spec.policy, now, resolution="auto:remote")
+    if server_row is not None:
+        store.adopt_server_row(spec.name, entry.row_id, server_row)
+    elif store.stored_row(spec.name, entry.row_id) is not None:
+        store.write_row(spec.name, {"id": entry.row_id, "sync_state": store.row_state(spec.name, entry.row_id)})

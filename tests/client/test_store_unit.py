@@ -1,0 +1,235 @@
+"""The store layer on its own: rows, outbox, conflicts, bases and meta of a fresh in-memory store
+built from the fixture schema document. No Postgres, no network; milliseconds each."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pytest
+
+from shopsync import LocalStore, NotFoundError, QueueSummary, SchemaError
+
+SHOP = "aaaaaaaa-0000-4000-8000-000000000000"
+
+
+def server_customer(row_id: str | None = None, *, version: int = 1, **values: Any) -> dict[str, Any]:
+    """A customers row in stored form, as a pull or a push answer brings it."""
+    now = "2026-01-01T00:00:00Z"
+    return {"id": row_id or str(uuid.uuid4()), "shop_id": SHOP, "customer_code": "C-SRV-0001", "name": "Server",
+            "email": None, "phone": None, "notes": None, "version": version, "created_at": now,
+            "updated_at": now, "deleted_at": None, "last_device_id": None, "client_changed_at": now, **values}
+
+
+# -- meta -------------------------------------------------------------------------------------------
+def test_meta_round_trips_and_a_new_store_has_a_device_id_and_cursor_0(fresh_store: LocalStore) -> None:
+    assert uuid.UUID(fresh_store.device_id) and fresh_store.cursor == 0
+    assert len(fresh_store.device_prefix) == 6
+    fresh_store.set_meta("cursor", 42)
+    fresh_store.set_meta("last_error", None)
+    assert fresh_store.cursor == 42 and fresh_store.get_meta("cursor") == "42"
+    assert fresh_store.get_meta("last_error", "none") == "none"
+
+
+def test_the_schema_is_cached_in_the_file(tmp_path: Any, schema_fixture: dict[str, Any]) -> None:
+    LocalStore(tmp_path / "a.db", schema=schema_fixture).close()
+    again = LocalStore(tmp_path / "a.db")
+    assert again.has_schema and again.schema.version == schema_fixture["version"]
+    assert again.apply_schema(schema_fixture) is False
+    again.close()
+
+
+def test_without_a_schema_the_store_says_so() -> None:
+    store = LocalStore(":memory:")
+    assert not store.has_schema
+    with pytest.raises(SchemaError):
+        store.table("customers")
+    store.close()
+
+
+def test_a_new_column_on_a_table_with_rows_sends_the_cursor_back(fresh_store: LocalStore,
+                                                                  schema_fixture: dict[str, Any]) -> None:
+    with fresh_store.transaction():
+        fresh_store.write_row("customers", server_customer())
+    fresh_store.set_meta("cursor", 10)
+    doc = copy.deepcopy(schema_fixture)
+    doc["version"] = int(doc["version"]) + 1
+    table = next(t for t in doc["tables"] if t["name"] == "customers")
+    table["columns"].append({"name": "vip", "type": "boolean", "nullable": True, "system": False})
+    assert fresh_store.apply_schema(doc) is True
+    assert fresh_store.cursor == 0 and fresh_store.table("customers").has_column("vip")
+
+
+# -- rows -------------------------------------------------------------------------------------------
+def test_write_row_upserts_and_stored_row_reads_it_back(fresh_store: LocalStore) -> None:
+    row = server_customer()
+    with fresh_store.transaction():
+        fresh_store.write_row("customers", {**row, "sync_state": "synced", "last_error": None})
+        fresh_store.write_row("customers", {"id": row["id"], "name": "Renamed"})
+    stored = fresh_store.stored_row("customers", row["id"])
+    assert stored is not None and stored["name"] == "Renamed" and stored["version"] == 1
+    assert stored["sync_state"] == "synced"
+    assert fresh_store.stored_row("customers", str(uuid.uuid4())) is None
+    assert [r["id"] for r in fresh_store.stored_rows("customers")] == [row["id"]]
+
+
+def test_write_rows_takes_many_rows_at_once(fresh_store: LocalStore) -> None:
+    rows = [server_customer(name=f"c{i}") for i in range(50)]
+    cols = [*rows[0], "sync_state", "last_error"]
+    with fresh_store.transaction():
+        fresh_store.write_rows("customers", cols, [[*r.values(), "synced", None] for r in rows])
+    assert fresh_store.count("customers") == 50
+    states = fresh_store.versions_and_states("customers", [r["id"] for r in rows[:3]] + [str(uuid.uuid4())])
+    assert states == {r["id"]: (1, "synced") for r in rows[:3]}
+
+
+def test_mark_synced_keeps_the_higher_version_and_clears_the_error(fresh_store: LocalStore) -> None:
+    a, b = server_customer(version=5), server_customer(version=1)
+    with fresh_store.transaction():
+        for r in (a, b):
+            fresh_store.write_row("customers", {**r, "sync_state": "failed", "last_error": "boom"})
+        fresh_store.mark_synced("customers", [(3, a["id"]), (7, b["id"])])
+    assert fresh_store.versions_and_states("customers", [a["id"], b["id"]]) == {
+        a["id"]: (5, "synced"), b["id"]: (7, "synced")}
+    assert fresh_store.stored_row("customers", a["id"])["last_error"] is None  # type: ignore[index]
+
+
+def test_a_local_insert_is_pending_and_its_overlay_is_its_values(fresh_store: LocalStore) -> None:
+    row = fresh_store.insert("customers", {"name": "Ada"})
+    assert fresh_store.row_state("customers", row["id"]) == "pending_create"
+    assert fresh_store.pending_overlay("customers", row["id"])["name"] == "Ada"
+    assert fresh_store.rows_with_local_changes("customers", [row["id"], str(uuid.uuid4())]) == {row["id"]}
+    fresh_store.delete("customers", row["id"])
+    assert fresh_store.row_state("customers", row["id"]) == "pending_create"
+    assert fresh_store.pending_overlay("customers", row["id"])["deleted_at"] is not None
+
+
+def test_row_state_of_a_row_with_nothing_queued_is_the_default(fresh_store: LocalStore) -> None:
+    rid = str(uuid.uuid4())
+    assert fresh_store.row_state("customers", rid) == "synced"
+    assert fresh_store.row_state("customers", rid, default="failed") == "failed"
+
+
+def test_adopting_a_server_row_keeps_queued_values_on_top_and_keeps_a_base(fresh_store: LocalStore) -> None:
+    row = server_customer(name="Server", phone="1")
+    with fresh_store.transaction():
+        fresh_store.adopt_server_row("customers", row["id"], row)
+    assert fresh_store.get("customers", row["id"])["sync_state"] == "synced"  # type: ignore[index]
+    assert fresh_store.bases.get("customers", row["id"]) is None
+    fresh_store.update("customers", row["id"], {"name": "Local"})
+    newer = {**row, "version": 2, "phone": "2"}
+    with fresh_store.transaction():
+        fresh_store.adopt_server_row("customers", row["id"], newer)
+    got = fresh_store.get("customers", row["id"])
+    assert got is not None and (got["name"], got["phone"], got["version"]) == ("Local", "2", 2)
+    assert got["sync_state"] == "pending_update"
+    assert fresh_store.bases.get("customers", row["id"]) == newer
+    with fresh_store.transaction():  # an older server version changes nothing
+        fresh_store.adopt_server_row("customers", row["id"], {**row, "phone": "old"})
+    assert fresh_store.get("customers", row["id"])["phone"] == "2"  # type: ignore[index]
+
+
+def test_forget_synced_rows_keeps_pending_rows_and_resets_the_cursor(fresh_store: LocalStore) -> None:
+    synced = server_customer()
+    with fresh_store.transaction():
+        fresh_store.adopt_server_row("customers", synced["id"], synced)
+    mine = fresh_store.insert("customers", {"name": "Queued"})
+    fresh_store.set_meta("cursor", 99)
+    fresh_store.forget_synced_rows()
+    assert [r["id"] for r in fresh_store.stored_rows("customers")] == [mine["id"]]
+    assert fresh_store.cursor == 0 and fresh_store.outbox.count() == 1
+
+
+# -- outbox -----------------------------------------------------------------------------------------
+def test_queued_counts_and_remove_many(fresh_store: LocalStore) -> None:
+    a = fresh_store.insert("customers", {"name": "A"})
+    fresh_store.update("customers", a["id"], {"name": "A2"})
+    b = fresh_store.insert("customers", {"name": "B"})
+    with fresh_store.transaction():
+        assert fresh_store.outbox.queued_counts("customers", [a["id"], b["id"], str(uuid.uuid4())]) == {
+            a["id"]: 2, b["id"]: 1}
+        entries = fresh_store.outbox.all()
+        fresh_store.outbox.remove_many(e.event_id for e in entries if e.row_id == a["id"])
+        assert [e.row_id for e in fresh_store.outbox.all()] == [b["id"]]
+    assert fresh_store.queue_summary() == QueueSummary(1, {"customers": 1}, entries[-1].created_at, 0)
+
+
+def test_note_failed_call_counts_attempts_and_keeps_the_events(fresh_store: LocalStore) -> None:
+    fresh_store.insert("customers", {"name": "A"})
+    with fresh_store.transaction():
+        [e] = fresh_store.outbox.all()
+        fresh_store.outbox.note_failed_call([e.event_id], "network", None)
+        [again] = fresh_store.outbox.all()
+    assert (again.event_id, again.attempts, again.last_error) == (e.event_id, 1, "network")
+
+
+# -- conflicts --------------------------------------------------------------------------------------
+def _open_conflict(store: LocalStore) -> tuple[dict[str, Any], int]:
+    order = {"id": str(uuid.uuid4()), "shop_id": SHOP, "order_code": "O-SRV-0001", "customer_id": None,
+             "status": "open", "total": "10.00", "version": 2, "created_at": "2026-01-01T00:00:00Z",
+             "updated_at": "2026-01-01T00:00:00Z", "deleted_at": None, "last_device_id": None,
+             "client_changed_at": "2026-01-01T00:00:00Z"}
+    with store.transaction():
+        cid = store.conflict_log.add("orders", order["id"], {"status": "paid"}, order, 1, "concurrent_update",
+                                     "manual", "2026-01-01T00:00:01Z")
+        store.adopt_server_row("orders", order["id"], order)
+    return order, cid
+
+
+def test_an_open_conflict_shows_on_the_row_and_in_the_log(fresh_store: LocalStore) -> None:
+    order, cid = _open_conflict(fresh_store)
+    row = fresh_store.get("orders", order["id"])
+    assert row is not None and row["sync_state"] == "conflict" and row["status"] == "paid"
+    with fresh_store.transaction():
+        assert fresh_store.conflict_log.open_rows("orders", [order["id"], str(uuid.uuid4())]) == {order["id"]}
+    assert fresh_store.rows_with_local_changes("orders", [order["id"]]) == {order["id"]}
+    [c] = fresh_store.conflicts()
+    assert (c.id, c.is_open, c.local_values) == (cid, True, {"status": "paid"})
+    assert fresh_store.queue_summary().open_conflicts == 1
+
+
+def test_resolve_conflict_keep_local_queues_an_update_on_the_server_version(fresh_store: LocalStore) -> None:
+    order, cid = _open_conflict(fresh_store)
+    row = fresh_store.resolve_conflict(cid, "local")
+    assert row is not None and row["status"] == "paid" and row["sync_state"] == "pending_update"
+    with fresh_store.transaction():
+        [e] = fresh_store.outbox.all()
+    assert (e.op, e.base_version, e.data) == ("update", 2, {"status": "paid"})
+    assert fresh_store.conflicts() == [] and len(fresh_store.conflicts(include_resolved=True)) == 1
+    with pytest.raises(NotFoundError):
+        fresh_store.resolve_conflict(cid, "local")
+
+
+def test_resolve_conflict_keep_remote_queues_nothing(fresh_store: LocalStore) -> None:
+    order, cid = _open_conflict(fresh_store)
+    row = fresh_store.resolve_conflict(cid, "remote")
+    assert row is not None and row["status"] == "open" and row["sync_state"] == "synced"
+    assert fresh_store.outbox.count() == 0
+
+
+# -- bases ------------------------------------------------------------------------------------------
+def test_bases_set_get_find_and_drop(fresh_store: LocalStore) -> None:
+    a, b = server_customer(), server_customer()
+    with fresh_store.transaction():
+        fresh_store.bases.put("customers", a["id"], a)
+        fresh_store.bases.put("customers", b["id"], b)
+        fresh_store.bases.put("customers", b["id"], {**b, "version": 2})
+        assert fresh_store.bases.get("customers", b["id"])["version"] == 2  # type: ignore[index]
+        assert fresh_store.bases.rows_with_base("customers", [a["id"], b["id"], "x"]) == {a["id"], b["id"]}
+        fresh_store.bases.drop("customers", [a["id"]])
+        fresh_store.bases.put("customers", b["id"], None)
+        assert fresh_store.bases.rows_with_base("customers", [a["id"], b["id"]]) == set()
+
+
+def test_rows_with_conflict_or_base_and_rows_with_local_changes(fresh_store: LocalStore) -> None:
+    order, _ = _open_conflict(fresh_store)
+    queued = fresh_store.insert("customers", {"name": "Queued"})
+    based = server_customer()
+    with fresh_store.transaction():
+        fresh_store.bases.put("customers", based["id"], based)
+    other = str(uuid.uuid4())
+    assert fresh_store.rows_with_conflict_or_base("orders", [order["id"], other]) == {order["id"]}
+    assert fresh_store.rows_with_conflict_or_base("customers", [queued["id"], based["id"], other]) == {based["id"]}
+    assert fresh_store.rows_with_local_changes("customers", [queued["id"], based["id"], other]) == {queued["id"]}
+    assert fresh_store.rows_with_local_changes("orders", [order["id"], other]) == {order["id"]}

@@ -1,0 +1,80 @@
+"""Push and pull against a scripted transport: the sync engine's bookkeeping in the store, with
+no Postgres and no network (the fixture schema document; a fresh in-memory store)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shopsync import LocalStore, SyncClient
+from shopsync.pull import apply_changes, needs_schema
+
+SHOP = "aaaaaaaa-0000-4000-8000-000000000000"
+
+
+class Scripted:
+    """A Transport answering each RPC from a function; records the calls."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.server: dict[str, dict[str, Any]] = {}  # row_id -> wire row (customers)
+        self.log: list[dict[str, Any]] = []
+
+    def call(self, fn: str, params: dict[str, Any]) -> Any:
+        self.calls.append((fn, params))
+        if fn == "sync_register_device":
+            return {"shop_id": SHOP, "role": "staff", "registered_at": "2026-01-01T00:00:00Z"}
+        if fn == "sync_schema":
+            return self.schema
+        if fn == "sync_push":
+            results = []
+            for e in params["p_events"]:
+                old = self.server.get(e["row_id"], {})
+                version = int(old.get("version") or 0) + 1
+                row = {**old, **e["data"], "id": e["row_id"], "shop_id": SHOP, "version": version}
+                self.server[e["row_id"]] = row
+                self.log.append({"table": e["table"], "row_id": e["row_id"], "row": row})
+                results.append({"event_id": e["event_id"], "status": "applied", "version": version})
+            return {"results": results}
+        if fn == "sync_pull":
+            cursor = int(params["p_cursor"])
+            page = self.log[cursor:cursor + int(params["p_limit"])]
+            end = cursor + len(page)
+            return {"changes": page, "cursor": end, "has_more": end < len(self.log),
+                    "remaining": len(self.log) - end, "server_time": "2026-01-01T00:00:00Z"}
+        raise AssertionError(f"unexpected call {fn}")
+
+
+def test_push_then_pull_through_the_store(fresh_store: LocalStore, schema_fixture: dict[str, Any]) -> None:
+    transport = Scripted(schema_fixture)
+    client = SyncClient(fresh_store, transport=transport, page_size=2)
+    rows = [fresh_store.insert("customers", {"name": f"c{i}"}) for i in range(5)]
+    fresh_store.update("customers", rows[0]["id"], {"name": "c0 again"})
+    result = client.sync()
+    assert result.ok and result.pushed == 6 and result.applied == 6 and result.pulled == 6
+    assert fresh_store.outbox.count() == 0 and fresh_store.cursor == 6
+    for r in rows:
+        got = fresh_store.get("customers", r["id"])
+        assert got is not None and got["sync_state"] == "synced"
+    assert fresh_store.get("customers", rows[0]["id"])["version"] == 2  # type: ignore[index]
+    status = client.status()
+    assert (status.pending_uploads, status.open_conflicts, status.cursor) == (0, 0, 6)
+
+
+def test_a_pulled_page_is_written_set_wise_and_a_queued_row_keeps_its_values(fresh_store: LocalStore) -> None:
+    mine = fresh_store.insert("customers", {"name": "Local"})
+    other = str(uuid.uuid4())
+    wire = {"id": other, "shop_id": SHOP, "name": "Pulled", "version": 3}
+    changes = [{"table": "customers", "row_id": other, "row": {**wire, "version": 2}},
+               {"table": "customers", "row_id": other, "row": wire},
+               {"table": "customers", "row_id": mine["id"], "row": {"id": mine["id"], "shop_id": SHOP,
+                                                                    "name": "Server", "version": 1}}]
+    assert not needs_schema(fresh_store.schema, changes)
+    assert needs_schema(fresh_store.schema, [{"table": "nope", "row": {}}])
+    with fresh_store.transaction():
+        apply_changes(fresh_store, changes)
+    assert fresh_store.get("customers", other)["version"] == 3  # type: ignore[index]
+    kept = fresh_store.get("customers", mine["id"])
+    assert kept is not None and kept["name"] == "Local" and kept["sync_state"] == "pending_create"
+    assert fresh_store.bases.get("customers", mine["id"]) is not None
