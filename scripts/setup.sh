@@ -44,7 +44,11 @@ stamp=.venv/.shopsync-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ stack/pyproject.toml -nt "$stamp" ] \
    || [ cli/pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing shopsync, shopsync-stack and shopsync-cli (editable) and dev tools into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e ./stack -e ./cli -e '.[dev]'
+  # One at a time, library first: pip 23's resolver cannot satisfy shopsync-cli's
+  # `shopsync==0.1.0` from an editable install named in the same command.
+  for target in '.[dev]' ./stack ./cli; do
+    .venv/bin/pip install -q --disable-pip-version-check -e "$target" || exit 1
+  done
   touch "$stamp"
 fi
 
