@@ -324,24 +324,31 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_stale bigint;
 begin
-  perform shopsync.push_classify(p_shop, p_table, p_round);
+  v_stale := shopsync.push_classify(p_shop, p_table, p_round);
   if p_validator is not null then
     execute format('select %s($1, $2, $3)', p_validator) using p_shop, p_role, p_round;
   end if;
-  perform shopsync.push_resolve_stale(p_shop, p_device_id, p_table, p_policy, p_round);
+  -- (A validator only rejects: no stale event after classifying means none now.)
+  if v_stale > 0 then
+    perform shopsync.push_resolve_stale(p_shop, p_device_id, p_table, p_policy, p_round);
+  end if;
   perform shopsync.push_write(p_shop, p_table, p_round);
   perform shopsync.push_attach_server_rows(p_shop, p_table, p_round);
 end;
 $$;
 
 -- 4a. The group's rows as they are now, locked, and each event classified against them: go,
--- stale (its base is older), conflict or rejected.
+-- stale (its base is older), conflict or rejected. Returns how many are stale.
 create or replace function shopsync.push_classify(p_shop uuid, p_table text, p_round int)
-returns void
+returns bigint
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_stale bigint;
 begin
   perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
   -- Current state of the rows, locked. (Driven from the staged events, one index lookup
@@ -359,33 +366,38 @@ begin
     where x.id = e.row_id and e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
   $q$, p_table) using p_table, p_round;
 
-  -- Classify against the current version.
+  -- Classify against the current version; the answer is how many are stale.
   execute $q$
-    update pg_temp.push_events as e
-    set status = case
-          when e.op = 'insert' and e.cur_version is not null then 'conflict'
-          when e.op = 'insert' then 'go'
-          when e.cur_version is null or e.cur_shop <> $3 then 'rejected'
-          when e.cur_deleted then 'conflict'
-          when e.base_version > e.cur_version then 'rejected'
-          when e.base_version = e.cur_version then 'go'
-          else 'stale'
-        end,
-        reason = case
-          when e.op = 'insert' and e.cur_version is not null then 'id_exists'
-          when e.op = 'insert' then null
-          when e.cur_version is null or e.cur_shop <> $3 then 'not_found'
-          when e.cur_deleted then 'row_deleted'
-          when e.base_version > e.cur_version then 'invalid_base_version'
-        end,
-        message = case
-          when e.op <> 'insert' and (e.cur_version is null or e.cur_shop <> $3)
-            then format('%s has no row %s', e.tbl, e.row_id)
-          when e.op <> 'insert' and not e.cur_deleted and e.base_version > e.cur_version
-            then format('base_version %s is ahead of the server''s %s', e.base_version, e.cur_version)
-        end
-    where e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
-  $q$ using p_table, p_round, p_shop;
+    with classified as (
+      update pg_temp.push_events as e
+      set status = case
+            when e.op = 'insert' and e.cur_version is not null then 'conflict'
+            when e.op = 'insert' then 'go'
+            when e.cur_version is null or e.cur_shop <> $3 then 'rejected'
+            when e.cur_deleted then 'conflict'
+            when e.base_version > e.cur_version then 'rejected'
+            when e.base_version = e.cur_version then 'go'
+            else 'stale'
+          end,
+          reason = case
+            when e.op = 'insert' and e.cur_version is not null then 'id_exists'
+            when e.op = 'insert' then null
+            when e.cur_version is null or e.cur_shop <> $3 then 'not_found'
+            when e.cur_deleted then 'row_deleted'
+            when e.base_version > e.cur_version then 'invalid_base_version'
+          end,
+          message = case
+            when e.op <> 'insert' and (e.cur_version is null or e.cur_shop <> $3)
+              then format('%s has no row %s', e.tbl, e.row_id)
+            when e.op <> 'insert' and not e.cur_deleted and e.base_version > e.cur_version
+              then format('base_version %s is ahead of the server''s %s', e.base_version, e.cur_version)
+          end
+      where e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
+      returning e.status
+    )
+    select count(*) from classified where classified.status = 'stale'
+  $q$ into v_stale using p_table, p_round, p_shop;
+  return v_stale;
 end;
 $$;
 
