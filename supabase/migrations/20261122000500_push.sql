@@ -499,10 +499,6 @@ set search_path = ''
 as $$
 declare
   v_ev record;
-  v_cols record;
-  v_ins_cols text;
-  v_ins_vals text;
-  v_upd_sets text;
   v_insert_sql text;
   v_update_sql text;
   v_state text;
@@ -512,44 +508,8 @@ declare
   v_n_upd bigint;
 begin
   perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
-  -- One insert and one update statement for the whole group.
-  v_ins_cols := '';
-  v_ins_vals := '';
-  v_upd_sets := '';
-  for v_cols in select * from shopsync.table_columns(p_table) as c where not c.is_system loop
-    v_ins_cols := v_ins_cols || ', ' || quote_ident(v_cols.column_name);
-    v_ins_vals := v_ins_vals || format(
-      ', case when e.data ? %1$L then %2$s else %3$s end',
-      v_cols.column_name,
-      case when v_cols.column_type in ('json', 'jsonb')
-        then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
-        else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end,
-      coalesce(v_cols.default_expr, 'null'));
-    v_upd_sets := v_upd_sets || format(
-      ', %1$I = case when e.data ? %2$L then %3$s else t.%1$I end',
-      v_cols.column_name, v_cols.column_name,
-      case when v_cols.column_type in ('json', 'jsonb')
-        then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
-        else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end);
-  end loop;
-  -- Rows go in in event order (an invoice series chains to the row before it). Each statement
-  -- applies its whole group or fails as a whole, so success needs no RETURNING: an insert makes
-  -- version 1, an update the locked version + 1 (below).
-  v_insert_sql := format($q$
-    insert into public.%1$I as t (id, shop_id, client_changed_at%2$s)
-    select e.row_id, $3, e.client_ts%3$s
-    from pg_temp.push_events as e
-    where e.tbl = $1 and e.rnd = $2 and e.status = 'go' and e.op = 'insert' and ($4::int is null or e.ord = $4)
-    order by e.ord
-  $q$, p_table, v_ins_cols, v_ins_vals);
-  v_update_sql := format($q$
-    update public.%1$I as t
-    set client_changed_at = e.client_ts,
-        deleted_at = case when e.op = 'delete' then now() else t.deleted_at end%2$s
-    from pg_temp.push_events as e
-    where e.row_id = t.id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2
-      and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
-  $q$, p_table, v_upd_sets);
+  select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
+  from shopsync.push_write_statements(p_table) as ws;
 
   -- Only the statements the group needs (an empty update still costs a join with the table).
   execute $q$
@@ -601,6 +561,56 @@ begin
         version = case when e.op = 'insert' then 1 else e.cur_version + 1 end
     where e.tbl = $1 and e.rnd = $2 and e.status in ('go', 'go_merge', 'go_partial')
   $q$ using p_table, p_round;
+end;
+$$;
+
+-- 4c, its statements: for a table, one insert and one update over the staged events of a round
+-- ($1 table, $2 round, $3 shop; $4 one event's ord, or null for all of them).
+create or replace function shopsync.push_write_statements(p_table text, out insert_sql text, out update_sql text)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_cols record;
+  v_ins_cols text := '';
+  v_ins_vals text := '';
+  v_upd_sets text := '';
+begin
+  for v_cols in select * from shopsync.table_columns(p_table) as c where not c.is_system loop
+    v_ins_cols := v_ins_cols || ', ' || quote_ident(v_cols.column_name);
+    v_ins_vals := v_ins_vals || format(
+      ', case when e.data ? %1$L then %2$s else %3$s end',
+      v_cols.column_name,
+      case when v_cols.column_type in ('json', 'jsonb')
+        then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
+        else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end,
+      coalesce(v_cols.default_expr, 'null'));
+    v_upd_sets := v_upd_sets || format(
+      ', %1$I = case when e.data ? %2$L then %3$s else t.%1$I end',
+      v_cols.column_name, v_cols.column_name,
+      case when v_cols.column_type in ('json', 'jsonb')
+        then format('nullif(e.data -> %L, ''null''::jsonb)::%s', v_cols.column_name, v_cols.column_type)
+        else format('(e.data ->> %L)::%s', v_cols.column_name, v_cols.column_type) end);
+  end loop;
+  -- Rows go in in event order (an invoice series chains to the row before it). Each statement
+  -- applies its whole group or fails as a whole, so success needs no RETURNING: an insert makes
+  -- version 1, an update the locked version + 1 (push_write).
+  insert_sql := format($q$
+    insert into public.%1$I as t (id, shop_id, client_changed_at%2$s)
+    select e.row_id, $3, e.client_ts%3$s
+    from pg_temp.push_events as e
+    where e.tbl = $1 and e.rnd = $2 and e.status = 'go' and e.op = 'insert' and ($4::int is null or e.ord = $4)
+    order by e.ord
+  $q$, p_table, v_ins_cols, v_ins_vals);
+  update_sql := format($q$
+    update public.%1$I as t
+    set client_changed_at = e.client_ts,
+        deleted_at = case when e.op = 'delete' then now() else t.deleted_at end%2$s
+    from pg_temp.push_events as e
+    where e.row_id = t.id and t.shop_id = $3 and e.tbl = $1 and e.rnd = $2
+      and e.status in ('go', 'go_merge', 'go_partial') and e.op <> 'insert' and ($4::int is null or e.ord = $4)
+  $q$, p_table, v_upd_sets);
 end;
 $$;
 
