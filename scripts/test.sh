@@ -67,7 +67,8 @@ check "ruff" .venv/bin/ruff check client stack cli tests bench
 check "sqlfluff lint" .venv/bin/sqlfluff lint --processes 0 supabase/migrations supabase/seed.sql supabase/tests
 check "supabase db lint" "${supabase[@]}" db lint --remote="$db_url" --schema "$(project_schemas)" --fail-on error
 check "supabase db advisors" "${supabase[@]}" db advisors --remote="$db_url" --type all --fail-on warn
-check "pg_prove" pg_prove --dbname "$db_url" --ext .sql supabase/tests/
+# After lint and advisors: the pgTAP helpers (schema `tests`) exist only while pg_prove runs.
+check "pg_prove" bash scripts/pgtap.sh "$db_url"
 check "pytest" .venv/bin/pytest -q tests
 # Runs every benchmark at small sizes and checks each figure is produced (no timing is judged).
 check "bench (quick)" .venv/bin/python bench/run.py --quick --no-print-json

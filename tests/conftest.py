@@ -112,6 +112,36 @@ def make_user(settings: StackSettings, db: psycopg.Connection) -> Iterator[Calla
         db.execute("delete from auth.users where id = any(%s)", (created,))
 
 
+# public.whoami(): the caller as the database sees them. Only the gateway tests need it, so it is
+# made for them (as postgres, callable by the API roles) and dropped again: no migration ships it.
+WHOAMI_SQL = """
+create or replace function public.whoami()
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'uid', auth.uid(),
+    'role', auth.role(),
+    'email', auth.email(),
+    'db_role', current_user::text
+  )
+$$;
+revoke all on function public.whoami() from public;
+grant execute on function public.whoami() to anon, authenticated, service_role;
+notify pgrst, 'reload schema';
+"""
+
+
+@pytest.fixture
+def whoami(db: psycopg.Connection) -> Iterator[None]:
+    """``public.whoami()`` (uid, role, email, db_role) exists for the test; dropped afterwards."""
+    db.execute(WHOAMI_SQL)
+    yield
+    db.execute("drop function if exists public.whoami(); notify pgrst, 'reload schema'")
+
+
 @pytest.fixture
 def sql_function(db: psycopg.Connection) -> Iterator[Callable[[str, str], None]]:
     """Creates a helper function in ``public`` as postgres (``signature``, then the rest of the

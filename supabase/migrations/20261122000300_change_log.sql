@@ -60,8 +60,8 @@ create table shopsync.synced_tables (
 comment on table shopsync.synced_tables is
 'Synced tables and their conflict policy. Add one with shopsync.register_table().';
 comment on column shopsync.synced_tables.validator is
-'Optional set-wise pre-validation for pushes: a function (p_shop uuid, p_role text) that marks '
-'events of this table in pg_temp.push_events as rejected.';
+'Optional set-wise pre-validation for pushes: a function (p_shop uuid, p_role text, p_round int) '
+'that marks events of this table in pg_temp.push_events as rejected.';
 
 create table shopsync.schema_state (
   id boolean primary key default true check (id),
@@ -79,6 +79,30 @@ as $$
   select array[
     'id', 'shop_id', 'version', 'created_at', 'updated_at', 'deleted_at', 'last_device_id', 'client_changed_at'
   ]
+$$;
+
+-- The client-writable columns of a synced table, with what validation and the writers need.
+create or replace function shopsync.table_columns(p_table text)
+returns table (
+  column_name text, column_type text, not_null boolean, has_default boolean, default_expr text, is_system boolean
+)
+language sql
+stable
+set search_path = ''
+as $$
+  select
+    a.attname::text,
+    pg_catalog.format_type(a.atttypid, a.atttypmod),
+    a.attnotnull,
+    d.adbin is not null,
+    pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+    a.attname = any (shopsync.system_columns())
+  from pg_catalog.pg_attribute as a
+  left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+  where a.attrelid = ('public.' || quote_ident(p_table))::regclass
+    and a.attnum > 0
+    and not a.attisdropped
+  order by a.attnum
 $$;
 
 -- Row stamping: versions, server clock, immutable keys, no hard deletes -------------------------
@@ -134,6 +158,18 @@ set search_path = ''
 as $$
 begin
   raise exception '% cannot be truncated', tg_table_name using errcode = 'SS002';
+end;
+$$;
+
+-- For append-only tables (invoices, stock movements): no update, delete or truncate, by anyone.
+create or replace function shopsync.refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception '% is append-only: % is refused for every role', tg_table_name, lower(tg_op)
+    using errcode = 'SS107', hint = 'append_only';
 end;
 $$;
 

@@ -41,8 +41,8 @@ from shopsync_stack.settings import StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPOSED = tuple(tomllib.loads((ROOT / "supabase" / "config.toml").read_text())["api"]["schemas"])
-# The whole anon surface: liveness, and "who am I" (which answers "nobody").
-ANON_RPCS = frozenset({"health", "whoami"})
+# The whole anon surface: liveness.
+ANON_RPCS = frozenset({"health"})
 SQL_PRINCIPALS = ("anon", "other_shop_staff", "viewer", "revoked_member")
 TOKEN_PRINCIPALS = ("expired_token", "wrong_secret", "alg_none")
 PRINCIPALS = SQL_PRINCIPALS + TOKEN_PRINCIPALS

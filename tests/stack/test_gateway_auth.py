@@ -17,6 +17,9 @@ from shopsync_stack.settings import StackSettings
 
 from ..conftest import User, as_object
 
+# Every test here asks public.whoami() who the database sees (or is refused before it runs).
+pytestmark = pytest.mark.usefixtures("whoami")
+
 
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()

@@ -50,6 +50,7 @@ def test_env_prints_the_supabase_status_names() -> None:
     assert values["API_URL"] == values["SUPABASE_URL"]
 
 
+@pytest.mark.usefixtures("whoami")
 def test_token_carries_the_supabase_auth_claims(
     settings: StackSettings, make_user: Callable[..., User], client_for: Callable[[str], Client]
 ) -> None:
