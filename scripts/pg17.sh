@@ -40,4 +40,11 @@ db_url=postgresql://postgres:postgres@127.0.0.1:$db_port/postgres
 version=$("$pg15_bin/psql" -X -At -d "$db_url" -c 'show server_version') || lanes_die "no answer from $db_url"
 case $version in 17.*) ;; *) lanes_die "expected Postgres 17, the stack runs $version" ;; esac
 echo "$lane: Postgres $version, migrations applied ($((SECONDS - t0))s); the pgTAP suite:"
-run_pgtap "$db_url"
+# Verbose TAP into a log; the summary and every skip (with its reason) into the lane's output.
+pgtap_prove=("${pgtap_prove[@]}" --verbose)
+run_pgtap "$db_url" >"$work/pgtap.log" 2>&1
+status=$?
+[ $status -eq 0 ] || grep -v -E '^ok [0-9]+ ' "$work/pgtap.log" | tail -n 60
+grep -E '^ok [0-9]+ .*# (skip|SKIP)' "$work/pgtap.log" | sed "s/^/$lane: skipped: /"
+tail -n 2 "$work/pgtap.log"
+exit $status
