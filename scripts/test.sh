@@ -73,6 +73,9 @@ check "pytest" .venv/bin/pytest -q tests
 # Runs every benchmark at small sizes and checks each figure is produced (no timing is judged).
 check "bench (quick)" .venv/bin/python bench/run.py --quick --no-print-json
 check "deno test" deno_tests
+check "squawk (new migrations)" bash scripts/squawk.sh
+check "upgrade from release" bash scripts/upgrade_test.sh
+check "Postgres 17 pgTAP" bash scripts/pg17.sh
 
 echo
 echo "=== summary ($((SECONDS - started))s)"

@@ -152,7 +152,11 @@ class Stack:
             what="initdb",
         )
         conf = self.data_dir / "postgresql.conf"
-        lines = [f"{k} = {v}" for k, v in PG_SETTINGS.items()]
+        # Preload only the libraries this build has (the Postgres 17 lane's has no pg_cron, plpgsql_check).
+        libdir = (PG_BIN / "postgres").resolve().parent.parent / "lib"
+        preload = [n for n in PG_SETTINGS["shared_preload_libraries"].strip("'").split(",")
+                   if (libdir / f"{n}.so").exists() or (libdir / "postgresql" / f"{n}.so").exists()]
+        lines = [f"{k} = {v}" for k, v in {**PG_SETTINGS, "shared_preload_libraries": f"'{','.join(preload)}'"}.items()]
         lines.append(f"unix_socket_directories = '{self.sock_dir}'")
         with conf.open("a") as fh:
             fh.write("\n# shopsync local stack\n" + "\n".join(lines) + "\n")

