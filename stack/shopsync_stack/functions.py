@@ -13,7 +13,7 @@ from pathlib import Path
 from .rpc import ApiError
 from .settings import StackSettings
 
-__all__ = ["FunctionHost", "HOST_TS"]
+__all__ = ["HOST_TS", "FunctionHost"]
 
 HOST_TS = Path(__file__).with_name("function_host.ts")
 
@@ -46,7 +46,7 @@ class FunctionHost:
                     raise ApiError(500, "FUNCTION_CRASHED", f"function {name} exited with code {proc.returncode}")
                 try:
                     _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 0.5)
-                except (OSError, asyncio.TimeoutError):
+                except (OSError, TimeoutError):
                     await asyncio.sleep(0.02)
                     continue
                 writer.close()

@@ -85,7 +85,7 @@ from .functions import FunctionHost
 from .rpc import RPC_PREFIX, ApiError, RpcEngine, status_for_sqlstate
 from .settings import StackSettings
 
-__all__ = ["ApiError", "Gateway", "GatewayConfig", "status_for_sqlstate", "serve", "main"]
+__all__ = ["ApiError", "Gateway", "GatewayConfig", "main", "serve", "status_for_sqlstate"]
 
 log = logging.getLogger("shopsync.gateway")
 
@@ -316,11 +316,11 @@ class Gateway:
                 timeout=aiohttp.ClientTimeout(total=120))
         fwd = {k: v for k, v in headers.items() if k not in _HOP}
         target = f"http://127.0.0.1:{port}/{rest}" + (f"?{query}" if query else "")
-        async with self._session.request(request.method, target, headers=fwd, data=body or None) as resp:
-            data = await resp.read()
-            extra = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP and k.lower() not in _OWN}
-            return _json_response(resp.status, data, content_type=resp.headers.get("Content-Type") or "text/plain",
-                                  extra=extra)
+        async with self._session.request(request.method, target, headers=fwd, data=body or None) as upstream:
+            data = await upstream.read()
+            extra = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP and k.lower() not in _OWN}
+            return _json_response(upstream.status, data,
+                                  content_type=upstream.headers.get("Content-Type") or "text/plain", extra=extra)
 
 
 # -- the HTTP server -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-__all__ = ["ApiError", "RpcEngine", "status_for_sqlstate", "RPC_PREFIX"]
+__all__ = ["RPC_PREFIX", "ApiError", "RpcEngine", "status_for_sqlstate"]
 
 RPC_PREFIX = "/rest/v1/rpc/"
 
@@ -120,7 +120,7 @@ class _Function:
         (self.volatility, self.retset, self.rettyptype, self.rettype, nargs, self.ndefaults,
          argnames, argmodes, self.argtypes, self.argcats) = row
         if argmodes:
-            names = [n for n, m in zip(argnames, argmodes) if m in ("i", "b", "v")]
+            names = [n for n, m in zip(argnames, argmodes, strict=True) if m in ("i", "b", "v")]
         else:
             names = list(argnames[:nargs])
         names += [""] * (nargs - len(names))

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import StackError
 from .settings import StackSettings
 
-__all__ = ["TokenError", "encode", "decode", "mint_user_token"]
+__all__ = ["TokenError", "decode", "encode", "mint_user_token"]
 
 
 class TokenError(ValueError):
@@ -91,7 +91,7 @@ def decode(token: str, secret: str, *, now: float | None = None) -> dict[str, An
         raise TokenError("JWSError (CompactDecodeError Invalid number of parts)")
     parts = token.split(".")
     if len(parts) != 3:
-        raise TokenError("Expected 3 parts in JWT; got %d" % len(parts))
+        raise TokenError(f"Expected 3 parts in JWT; got {len(parts)}")
     try:
         header = _json_object(_unb64(parts[0]))
         payload = _unb64(parts[1])
@@ -99,7 +99,7 @@ def decode(token: str, secret: str, *, now: float | None = None) -> dict[str, An
     except (ValueError, UnicodeDecodeError) as exc:
         raise TokenError("JWSError (CompactDecodeError Invalid number of parts)") from exc
     if header.get("alg") != "HS256":
-        raise TokenError("JWSError JWSInvalidSignature: unsupported alg %r" % header.get("alg"))
+        raise TokenError(f"JWSError JWSInvalidSignature: unsupported alg {header.get('alg')!r}")
     if "typ" in header and not isinstance(header["typ"], str):
         raise TokenError("JWSError JWSInvalidHeader: typ is not a string")
     if "crit" in header:
