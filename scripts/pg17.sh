@@ -41,8 +41,7 @@ version=$("$pg15_bin/psql" -X -At -d "$db_url" -c 'show server_version') || lane
 case $version in 17.*) ;; *) lanes_die "expected Postgres 17, the stack runs $version" ;; esac
 echo "$lane: Postgres $version, migrations applied ($((SECONDS - t0))s); the pgTAP suite:"
 # Verbose TAP into a log; the summary and every skip (with its reason) into the lane's output.
-pgtap_prove=("${pgtap_prove[@]}" --verbose)
-run_pgtap "$db_url" >"$work/pgtap.log" 2>&1
+run_pgtap "$db_url" --verbose >"$work/pgtap.log" 2>&1
 status=$?
 [ $status -eq 0 ] || grep -v -E '^ok [0-9]+ ' "$work/pgtap.log" | tail -n 60
 grep -E '^ok [0-9]+ .*# (skip|SKIP)' "$work/pgtap.log" | sed "s/^/$lane: skipped: /"

@@ -105,7 +105,6 @@ status=0
 dump_schema "$work/upgraded.sql" || lanes_die "pg_dump of the upgraded database failed"
 "$lanes_python" "$driver" verify "$work/state" || { echo "$lane: FAIL the tills did not sync on" >&2; status=1; }
 step "the pgTAP suite on the upgraded database:"
-pgtap_dir=$current/tests pgtap_helpers_dir=$current/tests/helpers
 run_pgtap "$db_url" >"$work/pgtap.log" 2>&1 \
   || { cat "$work/pgtap.log"; echo "$lane: FAIL pgTAP on the upgraded database" >&2; status=1; }
 tail -n 2 "$work/pgtap.log"

@@ -6,149 +6,189 @@ It serves what shopsync clients use, the way the hosted services do:
   functions of the schemas ``[api] schemas`` in ``supabase/config.toml`` exposes. One transaction per
   request: ``role`` set to the JWT's role claim (``anon`` without a token), ``request.jwt.claims``,
   ``request.headers`` (lower-cased JSON), ``request.method`` and ``request.path`` set
-  transaction-locally, exactly as PostgREST does, so RLS and ``auth.uid()`` behave the same.
+  transaction-locally, exactly as PostgREST does, so RLS and ``auth.uid()`` behave the same
+  (:mod:`shopsync_stack.rpc`).
 * Named arguments are typed from ``pg_proc`` as PostgREST types them; results are shaped as
-  PostgREST shapes them (scalar or object, an array for ``setof``, 204 for ``void``).
+  PostgREST shapes them (scalar or object, an array for ``setof``, 204 for ``void``), from
+  Postgres's own JSON text (never re-parsed here).
 * Errors are PostgREST's body ``{code, message, details, hint}`` with its status mapping.
 * ``/functions/v1/<name>/...`` is proxied to ``supabase/functions/<name>/index.ts`` running in Deno,
-  honouring ``verify_jwt`` from config.toml.
+  honouring ``verify_jwt`` from config.toml (:mod:`shopsync_stack.functions`).
 
 Not served (the README says so): GoTrue (``/auth/v1``), Realtime, Storage, and table endpoints of
 ``/rest/v1`` (RPC only).
+
+The server
+----------
+One asyncio event loop (aiohttp's low-level server, which also serves websockets) and a psycopg
+``AsyncConnectionPool``: no thread per connection. Every request is handled in this order:
+
+1. headers, bounded by aiohttp (8190-byte lines and fields) and by the header timeout;
+2. the JWT, verified strictly (:func:`shopsync_stack.tokens.decode`): a bad token is 401
+   ``PGRST301`` before any body byte is read;
+3. the body limit for that caller: a ``Content-Length`` over it is 413 at once, without reading;
+   a chunked body is counted as it is read and cut at the limit with 413. A bad
+   ``Content-Length`` (``-1``, ``12abc``) or bad chunk framing is 400 from the HTTP parser;
+4. the body, under a read timeout (no byte for that long) and a body timeout (all of it within
+   that long): 408 ``REQUEST_TIMEOUT`` otherwise;
+5. the call, on a pooled connection; none free within the acquire timeout is 504 ``PGRST003``
+   ("Timed out acquiring connection from connection pool."), as PostgREST answers.
+
+After an answer that left a body unread (401, 413, 408) the connection is closed, once the rest of
+the body has been discarded for at most the linger time. Idle keep-alive connections are closed
+after the idle timeout. Responses go out with TCP_NODELAY (aiohttp sets it).
+
+Limits and timeouts come from the environment (bytes / seconds):
+
+=====================================  =========  ===================================================
+``SHOPSYNC_GATEWAY_BODY_LIMIT``        8 MiB      request body, callers with a token of another
+                                                  role than ``anon``
+``SHOPSYNC_GATEWAY_ANON_BODY_LIMIT``   64 KiB     request body, callers with no token or the anon
+                                                  key (anon may call ``health`` and ``whoami``)
+``SHOPSYNC_GATEWAY_HEADER_TIMEOUT``    10         from a request's first byte to its last header
+``SHOPSYNC_GATEWAY_READ_TIMEOUT``      10         longest silence while a body is read
+``SHOPSYNC_GATEWAY_BODY_TIMEOUT``      60         the whole body
+``SHOPSYNC_GATEWAY_IDLE_TIMEOUT``      60         an idle keep-alive connection
+``SHOPSYNC_GATEWAY_LINGER``            1          discarding an unread body before closing
+``SHOPSYNC_GATEWAY_POOL_SIZE``         32         database connections at most
+``SHOPSYNC_GATEWAY_POOL_MIN``          2          database connections kept open
+``SHOPSYNC_GATEWAY_POOL_TIMEOUT``      10         waiting for a free connection (then 504 PGRST003)
+=====================================  =========  ===================================================
+
+``SHOPSYNC_GATEWAY_DB_URL`` names the database (as ``authenticator``), ``SHOPSYNC_API_PORT`` the
+port, ``SHOPSYNC_GATEWAY_LOG=1`` turns on the access log.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import json
+import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 import tomllib
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from . import tokens
+from .functions import FunctionHost
+from .rpc import RPC_PREFIX, ApiError, RpcEngine, status_for_sqlstate
 from .settings import StackSettings
 
-__all__ = ["Gateway", "status_for_sqlstate", "main"]
+__all__ = ["ApiError", "Gateway", "GatewayConfig", "main", "serve", "status_for_sqlstate"]
 
-HOST_TS = Path(__file__).with_name("function_host.ts")
+log = logging.getLogger("shopsync.gateway")
 
-_LOOKUP = """
-select p.provolatile, p.proretset, t.typtype, p.prorettype::regtype::text as rettype,
-       p.pronargs, p.pronargdefaults,
-       coalesce(p.proargnames, '{}'::text[]) as argnames,
-       coalesce(p.proargmodes::text[], '{}'::text[]) as argmodes,
-       array(select format_type(a, null) from unnest(p.proargtypes) with ordinality u(a, i) order by i) as argtypes,
-       array(select tt.typcategory::text from unnest(p.proargtypes) with ordinality u(a, i)
-             join pg_catalog.pg_type tt on tt.oid = u.a order by i) as argcats
-from pg_catalog.pg_proc p
-join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-join pg_catalog.pg_type t on t.oid = p.prorettype
-where n.nspname = %s and p.proname = %s and p.prokind = 'f'
-"""
+_JSON = "application/json; charset=utf-8"
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_SERVER = "shopsync-gateway"
+# Hop-by-hop headers, and those the proxy sets itself, are not forwarded to or from a function.
+_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+        "transfer-encoding", "upgrade", "host", "content-length", "expect"}
+_OWN = {"content-type", "access-control-allow-origin", "date", "server"}
 
 
-def _json_text(value: Any) -> str:
-    """JSON text of a parsed request body with its numbers exactly as the client wrote them
-    (they are parsed as Decimal): PostgREST hands Postgres the client's JSON, so 1e400 or a
-    20-digit fraction must reach jsonb unrounded, not as a Python float."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_json_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_json_text(v) for v in value) + "]"
-    return json.dumps(value)
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Limits and timeouts (bytes, seconds); :meth:`from_env` reads them (module docstring)."""
+
+    host: str = "127.0.0.1"
+    port: int = 54321
+    body_limit: int = 8 << 20
+    anon_body_limit: int = 64 << 10
+    header_timeout: float = 10.0
+    read_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    linger: float = 1.0
+    pool_size: int = 32
+    pool_min: int = 2
+    pool_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
+        env = dict(os.environ if env is None else env)
+
+        def num(name: str, default: float, cast: type[int] | type[float]) -> Any:
+            text = env.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = cast(text)
+            except ValueError:
+                raise SystemExit(f"gateway: {name}={text!r} is not a number") from None
+            if value <= 0:
+                raise SystemExit(f"gateway: {name} must be positive, not {text!r}")
+            return value
+
+        d = cls()
+        return cls(
+            port=num("SHOPSYNC_API_PORT", d.port, int),
+            body_limit=num("SHOPSYNC_GATEWAY_BODY_LIMIT", d.body_limit, int),
+            anon_body_limit=num("SHOPSYNC_GATEWAY_ANON_BODY_LIMIT", d.anon_body_limit, int),
+            header_timeout=num("SHOPSYNC_GATEWAY_HEADER_TIMEOUT", d.header_timeout, float),
+            read_timeout=num("SHOPSYNC_GATEWAY_READ_TIMEOUT", d.read_timeout, float),
+            body_timeout=num("SHOPSYNC_GATEWAY_BODY_TIMEOUT", d.body_timeout, float),
+            idle_timeout=num("SHOPSYNC_GATEWAY_IDLE_TIMEOUT", d.idle_timeout, float),
+            linger=num("SHOPSYNC_GATEWAY_LINGER", d.linger, float),
+            pool_size=num("SHOPSYNC_GATEWAY_POOL_SIZE", d.pool_size, int),
+            pool_min=num("SHOPSYNC_GATEWAY_POOL_MIN", d.pool_min, int),
+            pool_timeout=num("SHOPSYNC_GATEWAY_POOL_TIMEOUT", d.pool_timeout, float),
+        )
 
 
-def _utf8(body: bytes) -> str | None:
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+def _json_response(status: int, body: bytes | None, *, content_type: str = _JSON,
+                   extra: dict[str, str] | None = None) -> web.Response:
+    headers = {**_CORS, "Server": _SERVER, **(extra or {})}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    return web.Response(status=status, body=body if body is not None else b"", headers=headers)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: str | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.details, self.hint = status, code, message, details, hint
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "details": self.details, "hint": self.hint}
-
-
-def status_for_sqlstate(code: str, role: str) -> int:
-    """PostgREST's mapping of a SQLSTATE to an HTTP status."""
-    if code.startswith("PT") and code[2:].isdigit():
-        return int(code[2:])
-    if code == "P0001":
-        return 400
-    if code.startswith("P0"):
-        return 500
-    if code == "42501":
-        return 401 if role == "anon" else 403
-    if code in ("23505", "23503"):
-        return 409
-    if code in ("42883", "42P01"):
-        return 404
-    if code == "25006":
-        return 405
-    if code.startswith("08"):
-        return 503
-    if code[:2] in ("40", "53", "54", "55", "57", "58", "F0", "HV", "XX", "39"):
-        return 500
-    return 400
-
-
-class _Function:
-    """One candidate function from pg_proc, with its input arguments."""
-
-    def __init__(self, row: tuple[Any, ...]):
-        (self.volatility, self.retset, self.rettyptype, self.rettype, nargs, self.ndefaults,
-         argnames, argmodes, self.argtypes, self.argcats) = row
-        if argmodes:
-            names = [n for n, m in zip(argnames, argmodes) if m in ("i", "b", "v")]
-        else:
-            names = list(argnames[:nargs])
-        names += [""] * (nargs - len(names))
-        self.argnames: list[str] = names
-        self.required = set(names[: nargs - self.ndefaults])
-
-    def accepts(self, keys: set[str]) -> bool:
-        return keys <= set(self.argnames) and self.required <= keys
-
-    def single_json_arg(self) -> bool:
-        return len(self.argnames) == 1 and self.argnames[0] == "" and self.argtypes[0] in ("json", "jsonb")
+def _error_response(err: ApiError) -> web.Response:
+    resp = _json_response(err.status, json.dumps(err.body()).encode())
+    if err.close:
+        resp.force_close()
+    return resp
 
 
 class Gateway:
-    def __init__(self, root: Path, settings: StackSettings, *, port: int = 54321, db_url: str | None = None):
+    """Routes requests to the RPC engine and the function host (see the module docstring)."""
+
+    def __init__(self, root: Path, settings: StackSettings, config: GatewayConfig | None = None, *,
+                 db_url: str | None = None):
         self.root = root
         self.settings = settings
-        self.port = port
-        config = tomllib.loads((root / "supabase" / "config.toml").read_text())
-        self.schemas: list[str] = list(config.get("api", {}).get("schemas", ["public"]))
-        self.function_config: dict[str, dict[str, Any]] = config.get("functions", {})
+        self.config = config or GatewayConfig()
+        toml = tomllib.loads((root / "supabase" / "config.toml").read_text())
+        self.schemas: list[str] = list(toml.get("api", {}).get("schemas", ["public"]))
+        self.function_config: dict[str, dict[str, Any]] = toml.get("functions", {})
         conninfo = db_url or "postgresql://authenticator:postgres@127.0.0.1:54322/postgres"
-        self.pool = ConnectionPool(conninfo, min_size=2, max_size=32, timeout=10,
-                                   check=ConnectionPool.check_connection, open=True,
-                                   kwargs={"application_name": "shopsync-gateway"})
+        self.rpc = RpcEngine(conninfo, self.schemas, pool_min=self.config.pool_min, pool_size=self.config.pool_size,
+                             acquire_timeout=self.config.pool_timeout)
         self.functions = FunctionHost(root, settings)
+        self._session: aiohttp.ClientSession | None = None
 
-    # -- RPC ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.rpc.open()
+
+    async def close(self) -> None:
+        self.functions.stop()
+        if self._session is not None:
+            await self._session.close()
+        await self.rpc.close()
+
+    # -- who is calling --------------------------------------------------------------------------
     def authenticate(self, headers: dict[str, str]) -> dict[str, Any]:
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("apikey", "")
@@ -163,330 +203,223 @@ class Gateway:
             raise ApiError(401, "PGRST301", "JWT role claim is not a string")
         return claims
 
-    def call(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes | None]:
-        claims = self.authenticate(headers)
-        role = claims["role"]
-        fn_name = path[len("/rest/v1/rpc/"):]
-        schema = headers.get("content-profile" if method == "POST" else "accept-profile") or self.schemas[0]
-        if schema not in self.schemas:
-            raise ApiError(406, "PGRST106", f"The schema must be one of the following: {', '.join(self.schemas)}")
-        if method == "POST":
+    def body_limit(self, role: str) -> int:
+        return self.config.anon_body_limit if role == "anon" else self.config.body_limit
+
+    async def read_body(self, request: BaseRequest, limit: int) -> bytes:
+        """The request body, at most ``limit`` bytes (413 at once from ``Content-Length``, else when
+        the count passes it), under the read and body timeouts (408)."""
+        length = request.content_length
+        if length is not None and length > limit:
+            raise self._too_large(limit)
+        if not request.body_exists:
+            return b""
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.body_timeout
+        content = request.content
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            left = deadline - loop.time()
             try:
-                args = json.loads(body, parse_float=Decimal) if body.strip() else {}
-            except ValueError as exc:
-                raise ApiError(400, "PGRST102", f"Empty or invalid json: {exc}") from None
-            except RecursionError:  # JSON nested deeper than Python parses: a client error, not a 500
-                raise ApiError(400, "PGRST102", "Empty or invalid json: nested too deeply") from None
-        else:
-            args = dict(parse_qsl(query, keep_blank_values=True))
+                if left <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(min(self.config.read_timeout, left)):
+                    chunk = await content.readany()
+            except TimeoutError:
+                raise ApiError(408, "REQUEST_TIMEOUT", "The request body did not arrive in time.",
+                               f"read timeout {self.config.read_timeout:g} s, body timeout "
+                               f"{self.config.body_timeout:g} s", None, close=True) from None
+            except (aiohttp.ClientPayloadError, HttpProcessingError) as exc:
+                raise ApiError(400, "PGRST102", f"Malformed request body: {exc}", close=True) from None
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, limit: int) -> ApiError:
+        return ApiError(413, "REQUEST_TOO_LARGE", f"The request body is larger than {limit} bytes.",
+                        f"limit {limit} bytes for this caller",
+                        "Callers without a user token have a smaller limit (SHOPSYNC_GATEWAY_ANON_BODY_LIMIT) "
+                        "than callers with one (SHOPSYNC_GATEWAY_BODY_LIMIT).", close=True)
+
+    # -- routing ---------------------------------------------------------------------------------
+    async def handle(self, request: BaseRequest) -> web.StreamResponse:
         try:
-            with self.pool.connection() as conn:
-                raw = _utf8(body) if method == "POST" and body.strip() else None
-                return self._run(conn, method, path, schema, fn_name, args, claims, headers, raw)
-        except psycopg.Error as exc:
-            diag = exc.diag
-            code = diag.sqlstate
-            if code is None:
-                raise ApiError(503, "PGRST001", f"Database client error: {exc}") from None
-            raise ApiError(status_for_sqlstate(code, role), code, diag.message_primary or str(exc),
-                           diag.message_detail, diag.message_hint) from None
-        except PoolTimeout:
-            raise ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.") from None
-        except RecursionError:  # re-encoding an argument nested just below the parse limit
-            raise ApiError(400, "PGRST102", "Empty or invalid json: nested too deeply") from None
+            return await self._dispatch(request)
+        except ApiError as err:
+            if not err.close and request.body_exists and not request.content.at_eof():
+                err.close = True  # answered before its body was read: do not reuse the connection
+            return _error_response(err)
+        except Exception as exc:  # anything unexpected is a 500 with what happened
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            return _error_response(ApiError(500, "PGRST000", f"{type(exc).__name__}: {exc}", close=True))
 
-    def _run(self, conn: psycopg.Connection, method: str, path: str, schema: str, fn_name: str,
-             args: Any, claims: dict[str, Any], headers: dict[str, str],
-             raw: str | None = None) -> tuple[int, bytes | None]:
-        cur = conn.cursor()
-        if method == "GET":
-            cur.execute("set transaction read only")
-        candidates = [_Function(r) for r in cur.execute(_LOOKUP, (schema, fn_name)).fetchall()]
-        fn = None
-        single = next((c for c in candidates if c.single_json_arg()), None)
-        if single is not None:
-            fn = single
-        elif isinstance(args, dict):
-            keys = set(args)
-            fn = next((c for c in candidates if c.accepts(keys)), None)
-        if fn is None:
-            shown = ", ".join(sorted(args)) if isinstance(args, dict) else ""
-            raise ApiError(404, "PGRST202",
-                           f"Could not find the function {schema}.{fn_name}({shown}) in the schema cache",
-                           "Searched for the function with the given argument names, but no matches were found.",
-                           None)
-        if method == "GET" and fn.volatility == "v":
-            raise ApiError(405, "PGRST101", f"cannot call the VOLATILE function {schema}.{fn_name} with GET; use POST")
-        cur.execute(
-            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
-            " set_config('request.headers', %s, true), set_config('request.method', %s, true),"
-            " set_config('request.path', %s, true)",
-            (claims["role"], json.dumps(claims), json.dumps(headers), method, path),
-        )
-        params: list[Any] = []
-        # A POST body that is UTF-8 goes to Postgres as it came (as PostgREST hands it over), and
-        # jsonb arguments are taken out of it there: no re-encoding in Python of a large argument
-        # (a push's events), numbers exactly as the client wrote them.
-        if fn is single:
-            call_args: sql.Composable = sql.SQL("%s::" + fn.argtypes[0])
-            params.append(raw if raw is not None else _json_text(args))
-        else:
-            parts = []
-            for name, value in args.items():
-                i = fn.argnames.index(name)
-                typ, cat = fn.argtypes[i], fn.argcats[i]
-                if value is None:
-                    parts.append(sql.SQL("{} => null::" + typ).format(sql.Identifier(name)))
-                    continue
-                if typ == "jsonb" and raw is not None and isinstance(value, (dict, list)):
-                    expr, param = "(%s::jsonb -> %s)::" + typ, None
-                    parts.append(sql.SQL("{} => " + expr).format(sql.Identifier(name)))
-                    params.extend((raw, name))
-                    continue
-                if typ in ("json", "jsonb"):
-                    expr, param = "%s::" + typ, _json_text(value)
-                elif cat == "A" and isinstance(value, list):
-                    expr, param = "array(select jsonb_array_elements_text(%s::jsonb))::" + typ, _json_text(value)
-                elif isinstance(value, (dict, list)):
-                    expr, param = "%s::" + typ, _json_text(value)
-                elif isinstance(value, bool):
-                    expr, param = "%s::" + typ, "true" if value else "false"
-                else:
-                    expr, param = "%s::" + typ, str(value)
-                parts.append(sql.SQL("{} => " + expr).format(sql.Identifier(name)))
-                params.append(param)
-            call_args = sql.SQL(", ").join(parts)
-        target = sql.SQL("{}.{}({})").format(sql.Identifier(schema), sql.Identifier(fn_name), call_args)
-        if fn.retset:
-            query = sql.SQL("select coalesce(json_agg(_r), '[]')::text from {} as _r").format(target)
-        elif fn.rettype == "void":
-            query = sql.SQL("select {}").format(target)
-        elif fn.rettype in ("json", "jsonb"):
-            query = sql.SQL("select ({})::text").format(target)
-        else:
-            query = sql.SQL("select to_json(_r)::text from {} as _r").format(target)
-        row = cur.execute(query, params).fetchone()
-        conn.commit()
-        if fn.rettype == "void" and not fn.retset:
-            return 204, None
-        text = row[0] if row else None
-        return 200, (text if text is not None else "null").encode()
-
-    def close(self) -> None:
-        self.functions.stop()
-        self.pool.close()
-
-
-class FunctionHost:
-    """Runs each ``supabase/functions/<name>/index.ts`` in its own Deno process, started on demand."""
-
-    def __init__(self, root: Path, settings: StackSettings):
-        self.root = root
-        self.settings = settings
-        self.deno = root / "tools" / "node_modules" / ".bin" / "deno"
-        self.procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-        self.lock = threading.Lock()
-
-    def exists(self, name: str) -> bool:
-        return bool(name) and "/" not in name and not name.startswith(".") and \
-            (self.root / "supabase" / "functions" / name / "index.ts").is_file()
-
-    def port_for(self, name: str) -> int:
-        with self.lock:
-            entry = self.procs.get(name)
-            if entry and entry[0].poll() is None:
-                return entry[1]
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-            fn_dir = self.root / "supabase" / "functions" / name
-            env = {
-                **os.environ,
-                "SUPABASE_URL": self.settings.api_url,
-                "SUPABASE_ANON_KEY": self.settings.anon_key,
-                "SUPABASE_SERVICE_ROLE_KEY": self.settings.service_role_key,
-                "SUPABASE_DB_URL": self.settings.db_url,
-                "SHOPSYNC_FUNCTION_PORT": str(port),
-                "SHOPSYNC_FUNCTION_ENTRY": (fn_dir / "index.ts").as_uri(),
-                "DENO_DIR": str(self.root / "tools" / ".deno"),
-                "DENO_NO_UPDATE_CHECK": "1",
-                "NO_COLOR": "1",
-            }
-            cmd = [str(self.deno), "run", "-A", "--no-prompt"]
-            if (fn_dir / "deno.json").is_file():
-                cmd += ["--config", str(fn_dir / "deno.json")]
-            cmd.append(str(HOST_TS))
-            proc = subprocess.Popen(cmd, env=env, cwd=fn_dir, stdin=subprocess.DEVNULL)
-            self.procs[name] = (proc, port)
-        deadline = time.monotonic() + 60  # the first start may fetch npm: imports
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ApiError(500, "FUNCTION_CRASHED", f"function {name} exited with code {proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return port
-            except OSError:
-                time.sleep(0.02)
-        raise ApiError(504, "FUNCTION_TIMEOUT", f"function {name} did not start listening")
-
-    def stop(self) -> None:
-        with self.lock:
-            for proc, _ in self.procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc, _ in self.procs.values():
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            self.procs.clear()
-
-
-_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-        "transfer-encoding", "upgrade", "host", "content-length"}
-
-
-def _make_handler(gw: Gateway) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "shopsync-gateway"
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in separate writes: without this, Nagle's algorithm and the
-            # peer's delayed ACK hold every small response back ~40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            if os.environ.get("SHOPSYNC_GATEWAY_LOG"):
-                super().log_message(format, *args)
-
-        def _send(self, status: int, body: bytes | None, content_type: str = "application/json; charset=utf-8",
-                  extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            if body is not None:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.send_header("Access-Control-Allow-Origin", "*")
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
-
-        def _error(self, err: ApiError) -> None:
-            self._send(err.status, json.dumps(err.body()).encode())
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def _dispatch(self) -> None:
-            url = urlsplit(self.path)
-            body = self._body()
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                if url.path.startswith("/rest/v1/rpc/") and self.command in ("GET", "POST"):
-                    status, out = gw.call(self.command, url.path, url.query, headers, body)
-                    self._send(status, out)
-                elif url.path.startswith("/rest/v1/rpc/"):
-                    raise ApiError(405, "PGRST101", "For functions, only GET and POST verbs are allowed")
-                elif url.path.startswith("/rest/v1"):
-                    gw.authenticate(headers)  # as PostgREST: a bad token is 401 before anything else
-                    raise ApiError(404, "PGRST125",
-                                   "the shopsync local stack serves RPC only: use /rest/v1/rpc/<function>",
-                                   "Table endpoints are not part of the local stand-in for PostgREST.")
-                elif url.path.startswith("/functions/v1/"):
-                    self._function(url.path[len("/functions/v1/"):], url.query, headers, body)
-                elif url.path in ("/", "/health"):
-                    self._send(200, b'{"ok":true,"service":"shopsync-gateway"}')
-                else:
-                    raise ApiError(404, "NOT_FOUND", f"no route for {url.path} on the shopsync local stack")
-            except ApiError as err:
-                self._error(err)
-            except Exception as exc:  # anything unexpected is a 500 with what happened
-                self._error(ApiError(500, "PGRST000", f"{type(exc).__name__}: {exc}"))
-
-        def _function(self, rest: str, query: str, headers: dict[str, str], body: bytes) -> None:
-            name = rest.split("/", 1)[0]
-            if not gw.functions.exists(name):
-                self._send(404, json.dumps({"code": "NOT_FOUND", "message": f"function {name!r} not found"}).encode())
-                return
-            if gw.function_config.get(name, {}).get("verify_jwt", True):
-                auth = headers.get("authorization", "")
-                try:
-                    if not auth.lower().startswith("bearer "):
-                        raise tokens.TokenError("missing authorization header")
-                    tokens.decode(auth[7:].strip(), gw.settings.jwt_secret)
-                except tokens.TokenError:
-                    self._send(401, b'{"code":401,"msg":"Invalid JWT"}')
-                    return
-            port = gw.functions.port_for(name)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            try:
-                fwd = {k: v for k, v in headers.items() if k not in _HOP}
-                conn.request(self.command, "/" + rest + (f"?{query}" if query else ""), body=body or None, headers=fwd)
-                resp = conn.getresponse()
-                data = resp.read()
-                # Headers this server writes itself are not copied (a second Date or Server header).
-                own = {"content-type", "access-control-allow-origin", "date", "server"}
-                extra = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP and k.lower() not in own}
-                self._send(resp.status, data, resp.getheader("Content-Type") or "text/plain", extra)
-            finally:
-                conn.close()
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._dispatch()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._dispatch()
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._dispatch()
-
-        def do_PATCH(self) -> None:  # noqa: N802
-            self._dispatch()
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._dispatch()
-
-        def do_OPTIONS(self) -> None:  # noqa: N802
-            self._body()
-            self._send(200, b"", extra={
+    async def _dispatch(self, request: BaseRequest) -> web.StreamResponse:
+        url = urlsplit(request.raw_path)
+        path, method = url.path, request.method
+        if method == "OPTIONS":
+            return _json_response(200, b"", extra={
                 "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type, "
                                                 "accept-profile, content-profile, prefer",
             })
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if path.startswith(RPC_PREFIX):
+            if method not in ("GET", "POST"):
+                raise ApiError(405, "PGRST101", "For functions, only GET and POST verbs are allowed")
+            claims = self.authenticate(headers)
+            body = await self.read_body(request, self.body_limit(claims["role"])) if method == "POST" else b""
+            status, out = await self.rpc.call(method, path, url.query, headers, body, claims)
+            return _json_response(status, out)
+        if path.startswith("/rest/v1"):
+            self.authenticate(headers)  # as PostgREST: a bad token is 401 before anything else
+            raise ApiError(404, "PGRST125", "the shopsync local stack serves RPC only: use /rest/v1/rpc/<function>",
+                           "Table endpoints are not part of the local stand-in for PostgREST.")
+        if path.startswith("/functions/v1/"):
+            return await self._function(request, path[len("/functions/v1/"):], url.query, headers)
+        if path in ("/", "/health"):
+            return _json_response(200, b'{"ok":true,"service":"shopsync-gateway"}')
+        raise ApiError(404, "NOT_FOUND", f"no route for {path} on the shopsync local stack")
 
-    return Handler
+    async def _function(self, request: BaseRequest, rest: str, query: str, headers: dict[str, str]) -> web.Response:
+        name = rest.split("/", 1)[0]
+        unread = request.body_exists
+        if not self.functions.exists(name):
+            resp = _json_response(404, json.dumps({"code": "NOT_FOUND", "message": f"function {name!r} not found"}).encode())
+            if unread:
+                resp.force_close()
+            return resp
+        auth = headers.get("authorization", "")
+        role = "anon"
+        try:
+            if not auth.lower().startswith("bearer "):
+                raise tokens.TokenError("missing authorization header")
+            claims = tokens.decode(auth[7:].strip(), self.settings.jwt_secret)
+            role = claims.get("role", "anon") if isinstance(claims.get("role", "anon"), str) else "anon"
+        except tokens.TokenError:
+            if self.function_config.get(name, {}).get("verify_jwt", True):
+                resp = _json_response(401, b'{"code":401,"msg":"Invalid JWT"}')
+                if unread:
+                    resp.force_close()
+                return resp
+        body = await self.read_body(request, self.body_limit(role))
+        port = await self.functions.port_for(name)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False, skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+                timeout=aiohttp.ClientTimeout(total=120))
+        fwd = {k: v for k, v in headers.items() if k not in _HOP}
+        target = f"http://127.0.0.1:{port}/{rest}" + (f"?{query}" if query else "")
+        async with self._session.request(request.method, target, headers=fwd, data=body or None) as upstream:
+            data = await upstream.read()
+            extra = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP and k.lower() not in _OWN}
+            return _json_response(upstream.status, data,
+                                  content_type=upstream.headers.get("Content-Type") or "text/plain", extra=extra)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-    allow_reuse_address = True
+# -- the HTTP server -------------------------------------------------------------------------------
+class _Protocol(RequestHandler):
+    """aiohttp's per-connection protocol with a header timeout (slowloris) and JSON error bodies.
+
+    aiohttp closes a connection that is idle for ``keepalive_timeout`` (also one that never sends a
+    byte); this adds a deadline from the first byte of a request to its last header byte.
+    """
+
+    def __init__(self, manager: Any, *, header_timeout: float, **kwargs: Any):
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        waiting = not self._request_in_progress and not self._messages
+        super().data_received(data)
+        if self._messages or self._request_in_progress:
+            self._cancel_header_timer()
+        elif waiting and data and self._header_timer is None:
+            self._header_timer = self._loop.call_later(self._header_timeout, self._header_timed_out)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if not self._request_in_progress and not self._messages:
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Errors raised by aiohttp itself (a malformed request line, header or Content-Length) in
+        PostgREST's error shape; the connection is closed after them."""
+        if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        code = "PGRST000" if status >= 500 else "BAD_REQUEST"
+        return _error_response(ApiError(status, code, message or phrase, close=True))
+
+
+class _Server(web.Server):
+    def __init__(self, handler: Any, *, header_timeout: float, **kwargs: Any):
+        super().__init__(handler, **kwargs)
+        self._header_timeout = header_timeout
+
+    def __call__(self) -> RequestHandler:
+        return _Protocol(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
+
+
+async def serve(gw: Gateway, stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
+    """Serve ``gw`` on its configured host and port until ``stop`` is set."""
+    cfg = gw.config
+    await gw.start()
+    server = _Server(gw.handle, header_timeout=cfg.header_timeout, keepalive_timeout=cfg.idle_timeout,
+                     lingering_time=cfg.linger,
+                     access_log=logging.getLogger("aiohttp.access") if os.environ.get("SHOPSYNC_GATEWAY_LOG") else None)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(server, cfg.host, cfg.port, reuse_address=True, backlog=1024)
+    print(f"shopsync gateway on http://{cfg.host}:{cfg.port} (schemas: {', '.join(gw.schemas)}; "
+          f"pool {cfg.pool_size}, body limit {cfg.body_limit} / anon {cfg.anon_body_limit})", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        listener.close()
+        await server.shutdown(2.0)
+        await listener.wait_closed()
+        await gw.close()
 
 
 def main() -> None:
     from .postgres import Stack, find_project_root
 
+    if os.environ.get("SHOPSYNC_GATEWAY_LOG"):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     root = find_project_root()
     settings = Stack(root).settings
-    port = int(os.environ.get("SHOPSYNC_API_PORT", "54321"))
-    gw = Gateway(root, settings, port=port, db_url=os.environ.get("SHOPSYNC_GATEWAY_DB_URL"))
-    server = _Server(("127.0.0.1", port), _make_handler(gw))
+    config = GatewayConfig.from_env()
 
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+    async def run() -> None:
+        gw = Gateway(root, settings, config, db_url=os.environ.get("SHOPSYNC_GATEWAY_DB_URL"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(gw, stop)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"shopsync gateway on http://127.0.0.1:{port} (schemas: {', '.join(gw.schemas)})", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        gw.close()
+    asyncio.run(run())
     sys.exit(0)
 
 

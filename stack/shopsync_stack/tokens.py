@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import math
+import re
 import time
 import uuid
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from .errors import StackError
 from .settings import StackSettings
 
-__all__ = ["TokenError", "encode", "decode", "mint_user_token"]
+__all__ = ["TokenError", "decode", "encode", "mint_user_token"]
 
 
 class TokenError(ValueError):
@@ -24,8 +26,47 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Exact base64url as JWS requires (RFC 7515 s. 2): the URL-safe alphabet only, no padding,
+    nothing before or after, and canonical (the unused low bits of the last character zero), so
+    one byte string has exactly one accepted spelling."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise TokenError("JWSError (CompactDecodeError Invalid base64url)")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise TokenError("JWSError (CompactDecodeError Invalid base64url)")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate member")
+    return out
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    """A JSON object in strict UTF-8, without NaN/Infinity or duplicate members."""
+    value = json.loads(data.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TokenError(f"JWT {name} claim is not a number")
+    return float(value)
 
 
 def encode(claims: dict[str, Any], secret: str) -> str:
@@ -40,31 +81,43 @@ def encode(claims: dict[str, Any], secret: str) -> str:
 def decode(token: str, secret: str, *, now: float | None = None) -> dict[str, Any]:
     """Verify an HS256 token and return its claims; raise :class:`TokenError` otherwise.
 
-    Only HS256 is accepted: ``alg: none`` and every other algorithm are refused, whatever the
-    signature part holds.
+    Strict: exactly three parts of exact base64url (see :func:`_unb64`); a header that is a JSON
+    object with ``alg`` exactly ``HS256`` (``alg: none`` and every other algorithm are refused,
+    whatever the signature part holds), ``typ`` optional (a string when present) and no ``crit``;
+    the signature checked before the claims are read; ``exp`` and ``nbf``, when present, numbers
+    that hold at ``now``.
     """
+    if not isinstance(token, str):
+        raise TokenError("JWSError (CompactDecodeError Invalid number of parts)")
     parts = token.split(".")
     if len(parts) != 3:
-        raise TokenError("Expected 3 parts in JWT; got %d" % len(parts))
+        raise TokenError(f"Expected 3 parts in JWT; got {len(parts)}")
     try:
-        header = json.loads(_unb64(parts[0]))
-        claims = json.loads(_unb64(parts[1]))
+        header = _json_object(_unb64(parts[0]))
+        payload = _unb64(parts[1])
         sig = _unb64(parts[2])
     except (ValueError, UnicodeDecodeError) as exc:
         raise TokenError("JWSError (CompactDecodeError Invalid number of parts)") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise TokenError("JWSError (CompactDecodeError Invalid number of parts)")
     if header.get("alg") != "HS256":
-        raise TokenError("JWSError JWSInvalidSignature: unsupported alg %r" % header.get("alg"))
+        raise TokenError(f"JWSError JWSInvalidSignature: unsupported alg {header.get('alg')!r}")
+    if "typ" in header and not isinstance(header["typ"], str):
+        raise TokenError("JWSError JWSInvalidHeader: typ is not a string")
+    if "crit" in header:
+        raise TokenError("JWSError JWSInvalidHeader: unsupported crit")
     expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256).digest()
     if not hmac.compare_digest(expected, sig):
         raise TokenError("JWSError JWSInvalidSignature")
-    exp = claims.get("exp")
-    if exp is not None:
-        if not isinstance(exp, (int, float)):
-            raise TokenError("JWT exp claim is not a number")
-        if (time.time() if now is None else now) >= exp:
-            raise TokenError("JWT expired")
+    try:
+        claims = _json_object(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TokenError("JWT claims are not a JSON object") from exc
+    at = time.time() if now is None else now
+    exp = _numeric_date(claims, "exp")
+    if exp is not None and at >= exp:
+        raise TokenError("JWT expired")
+    nbf = _numeric_date(claims, "nbf")
+    if nbf is not None and at < nbf:
+        raise TokenError("JWT not yet valid")
     return claims
 
 
