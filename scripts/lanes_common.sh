@@ -28,6 +28,11 @@ read_release() {
   [ -f "$releases_file" ] || lanes_die "no $releases_file (lines '<tag> <commit>')"
   local line
   line=$(grep -v '^[[:space:]]*\(#\|$\)' "$releases_file" | tail -n 1)
+  if [ -z "$line" ]; then
+    # Only the release commit itself: it cannot name its own hash; the next commit records it.
+    echo "$lane: no release recorded in $releases_file yet: nothing to check against"
+    exit 0
+  fi
   read -r release_tag release_commit <<<"$line"
   [ -n "${release_commit:-}" ] || lanes_die "no '<tag> <commit>' line in $releases_file"
   if ! git -C "$lanes_root" cat-file -e "$release_commit^{commit}" 2>/dev/null; then

@@ -26,12 +26,13 @@ import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
+
 from shopsync_stack import tokens
 from shopsync_stack.settings import StackSettings
 
-from .conftest import User
+from ..conftest import User
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
 BODY_LIMIT = 1 << 20
@@ -173,7 +174,7 @@ def test_content_length_over_the_limit_is_413_before_the_body_is_sent(
     user = make_user()
     with gw.connect() as sock:
         t0 = time.monotonic()
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami",
+        sock.sendall(_head("POST", "/rest/v1/rpc/health",
                            {**_auth(user.token, settings.anon_key), "Content-Length": str(BODY_LIMIT + 1)}))
         status, headers, body = _read_response(sock, timeout=3)  # no body byte was sent
         assert status == 413
@@ -186,7 +187,7 @@ def test_content_length_over_the_limit_is_413_before_the_body_is_sent(
 @local_only
 def test_a_bad_token_is_401_before_the_body_is_read(gw: Gw, settings: StackSettings) -> None:
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami",
+        sock.sendall(_head("POST", "/rest/v1/rpc/health",
                            {**_auth("not.a.jwt", settings.anon_key), "Content-Length": str(50 << 20)}))
         status, _, body = _read_response(sock, timeout=3)
         assert status == 401
@@ -201,12 +202,12 @@ def test_unauthenticated_requests_get_a_much_smaller_allowance(
     assert len(body) < BODY_LIMIT
     for headers in ({"apikey": settings.anon_key}, {}):  # the anon key, and no token at all
         with gw.connect() as sock:
-            sock.sendall(_head("POST", "/rest/v1/rpc/whoami", {**headers, "Content-Type": "application/json",
+            sock.sendall(_head("POST", "/rest/v1/rpc/health", {**headers, "Content-Type": "application/json",
                                                                "Content-Length": str(len(body))}))
             status, _, out = _read_response(sock, timeout=3)
             assert status == 413, out
     user = make_user()
-    resp = httpx.post(f"http://127.0.0.1:{gw.port}/rest/v1/rpc/whoami", content=body,
+    resp = httpx.post(f"http://127.0.0.1:{gw.port}/rest/v1/rpc/health", content=body,
                       headers=_auth(user.token, settings.anon_key))
     assert resp.status_code == 404 and resp.json()["code"] == "PGRST202"  # read, then no such signature
 
@@ -217,7 +218,7 @@ def test_a_chunked_body_over_the_limit_is_cut_at_the_limit_with_413(
 ) -> None:
     user = make_user()
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami",
+        sock.sendall(_head("POST", "/rest/v1/rpc/health",
                            {**_auth(user.token, settings.anon_key), "Transfer-Encoding": "chunked"}))
         piece = b"x" * 65536
         sent = 0
@@ -260,7 +261,7 @@ def test_chunked_request_bodies_are_read_correctly(
 @pytest.mark.parametrize("value", ["-1", "12abc", "1e3", "99999999999999999999999999"])
 def test_a_bad_content_length_is_400_at_once(gw: Gw, settings: StackSettings, value: str) -> None:
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami", {"apikey": settings.anon_key, "Content-Length": value}))
+        sock.sendall(_head("POST", "/rest/v1/rpc/health", {"apikey": settings.anon_key, "Content-Length": value}))
         sock.sendall(b"{}")
         t0 = time.monotonic()
         status, _, _ = _read_response(sock, timeout=3)
@@ -272,7 +273,7 @@ def test_a_bad_content_length_is_400_at_once(gw: Gw, settings: StackSettings, va
 # -- timeouts -----------------------------------------------------------------------------------------
 @local_only
 def test_headers_sent_byte_by_byte_are_cut_off(gw: Gw, settings: StackSettings) -> None:
-    request = _head("POST", "/rest/v1/rpc/whoami", {"apikey": settings.anon_key, "X-Pad": "y" * 200,
+    request = _head("POST", "/rest/v1/rpc/health", {"apikey": settings.anon_key, "X-Pad": "y" * 200,
                                                      "Content-Length": "2"})
     with gw.connect() as sock:
         t0 = time.monotonic()
@@ -298,7 +299,7 @@ def test_a_body_sent_byte_by_byte_is_cut_off(
 ) -> None:
     user = make_user()
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami", {**_auth(user.token, settings.anon_key),
+        sock.sendall(_head("POST", "/rest/v1/rpc/health", {**_auth(user.token, settings.anon_key),
                                                            "Content-Length": "200"}))
         t0 = time.monotonic()
         closed = False
@@ -323,7 +324,7 @@ def test_a_silent_body_is_cut_off_after_the_read_timeout(
 ) -> None:
     user = make_user()
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami", {**_auth(user.token, settings.anon_key),
+        sock.sendall(_head("POST", "/rest/v1/rpc/health", {**_auth(user.token, settings.anon_key),
                                                            "Content-Length": "20"}) + b"{")
         t0 = time.monotonic()
         status, _, body = _read_response(sock, timeout=READ_TIMEOUT + 3)
@@ -334,7 +335,7 @@ def test_a_silent_body_is_cut_off_after_the_read_timeout(
 @local_only
 def test_an_idle_keep_alive_connection_is_closed(gw: Gw, settings: StackSettings) -> None:
     with gw.connect() as sock:
-        sock.sendall(_head("POST", "/rest/v1/rpc/whoami", {"apikey": settings.anon_key, "Content-Length": "2"}) + b"{}")
+        sock.sendall(_head("POST", "/rest/v1/rpc/health", {"apikey": settings.anon_key, "Content-Length": "2"}) + b"{}")
         status, headers, _ = _read_response(sock, timeout=5)
         assert status == 200 and headers.get("connection", "").lower() != "close"
         t0 = time.monotonic()
@@ -377,7 +378,7 @@ def test_pool_exhaustion_is_504_pgrst003(
         holder.start()
         time.sleep(0.5)  # the only pooled connection now waits on the lock
         t0 = time.monotonic()
-        resp = httpx.post(f"{url}/whoami", json={}, headers=headers, timeout=10)
+        resp = httpx.post(f"{url}/health", json={}, headers=headers, timeout=10)
         assert resp.status_code == 504
         assert resp.json() == {"code": "PGRST003", "message": "Timed out acquiring connection from connection pool.",
                                "details": None, "hint": None}
@@ -386,7 +387,7 @@ def test_pool_exhaustion_is_504_pgrst003(
         db.execute("select pg_advisory_unlock(424242)")
     holder.join(timeout=10)
     assert first and first[0].status_code == 200 and first[0].json() == 1
-    assert httpx.post(f"{url}/whoami", json={}, headers=headers).status_code == 200
+    assert httpx.post(f"{url}/health", json={}, headers=headers).status_code == 200
 
 
 # -- strict JWT -----------------------------------------------------------------------------------
@@ -483,7 +484,7 @@ def test_tokens_decode_accepts_a_past_nbf() -> None:
 def test_a_signature_with_trailing_junk_is_401_pgrst301(settings: StackSettings, make_user: Callable[..., User]) -> None:
     user = make_user()
     for junk in ("=", "!", "%20"):
-        resp = httpx.post(f"{settings.api_url}/rest/v1/rpc/whoami", json={},
+        resp = httpx.post(f"{settings.api_url}/rest/v1/rpc/health", json={},
                           headers={"apikey": settings.anon_key, "Authorization": f"Bearer {user.token}{junk}"})
         assert resp.status_code == 401, (junk, resp.text)
         assert resp.json()["code"] == "PGRST301"
