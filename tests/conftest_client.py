@@ -101,6 +101,11 @@ def make_device(client_stack: Any, token_for: Callable[[str], str], tmp_path: Pa
             client = SyncClient(store, device_name=name, **kwargs)
         else:
             client = SyncClient(store, sb, access_token=token, device_name=name, **kwargs)
+        if email.startswith("viewer@"):
+            # Viewers take no seats: the shop's owner registers the device the viewer then uses.
+            owner = supabase.create_client(client_stack.api_url, client_stack.anon_key)
+            owner.postgrest.auth(token_for(email.replace("viewer@", "owner@")))
+            owner.rpc("sync_register_device", {"p_device_id": store.device_id, "p_name": name}).execute()
         device = Device(name, email, store, client)
         made.append(device)
         if sync:

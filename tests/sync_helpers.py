@@ -29,8 +29,12 @@ def rpc(client: Client, fn: str, **args: Any) -> Any:
     return client.rpc(fn, args).execute().data
 
 
-def register(client: Client, name: str = "till") -> str:
+def register(client: Client, name: str = "till", *, by: Client | None = None) -> str:
+    """A new device id registered in the caller's shop; ``by`` registers it first (viewers take no
+    seats: an owner or staff member registers the device a viewer then uses)."""
     device_id = str(uuid.uuid4())
+    if by is not None:
+        rpc(by, "sync_register_device", p_device_id=device_id, p_name=name)
     rpc(client, "sync_register_device", p_device_id=device_id, p_name=name)
     return device_id
 

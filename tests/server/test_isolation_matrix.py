@@ -152,8 +152,8 @@ class World:
         return self.http.post(f"/rest/v1/rpc/{fn}", json=args, headers=self.headers(p))
 
 
-def _register(http: httpx.Client, settings: StackSettings, token: str, name: str) -> str:
-    device = str(uuid.uuid4())
+def _register(http: httpx.Client, settings: StackSettings, token: str, name: str, device: str | None = None) -> str:
+    device = device or str(uuid.uuid4())
     resp = http.post("/rest/v1/rpc/sync_register_device", json={"p_device_id": device, "p_name": name},
                      headers={"apikey": settings.anon_key, "Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.text
@@ -233,9 +233,13 @@ def world() -> Iterator[World]:
             principals: dict[str, Principal] = {}
             for name, email_ in (("other_shop_staff", "staff@shop-b.test"), ("viewer", "viewer@shop-a.test")):
                 token = mint_user_token(settings, email_)
+                if name == "viewer":  # viewers take no seats: the owner registers the viewer's device
+                    device = _register(http, settings, owner_a, f"{name} till")
+                    _register(http, settings, token, f"{name} till", device)
+                else:
+                    device = _register(http, settings, token, f"{name} till")
                 principals[name] = Principal(name, token, tokens.decode(token, settings.jwt_secret),
-                                             SHOP_B if name == "other_shop_staff" else SHOP_A, "authenticated",
-                                             _register(http, settings, token, f"{name} till"))
+                                             SHOP_B if name == "other_shop_staff" else SHOP_A, "authenticated", device)
             principals["anon"] = Principal("anon", settings.anon_key, tokens.decode(settings.anon_key, settings.jwt_secret),
                                            None, "anon")
             principals["revoked_member"] = Principal("revoked_member", revoked_token,

@@ -212,7 +212,7 @@ def test_a_batch_over_the_limit_is_refused_whole(staff_a, pg):
 
 def test_viewer_pulls_but_cannot_push(settings):
     viewer = user_client(settings, "viewer@shop-a.test")
-    dev = register(viewer)
+    dev = register(viewer, by=user_client(settings, "owner@shop-a.test"))
     assert rpc(viewer, "sync_pull", p_device_id=dev, p_cursor=0, p_limit=5)["changes"]
     with pytest.raises(APIError) as exc:
         push(viewer, dev, [])

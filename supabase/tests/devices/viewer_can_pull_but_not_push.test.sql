@@ -6,13 +6,16 @@ select extensions.uuid_generate_v5('6ba7b811-9dad-11d1-80b4-00c04fd430c8', 'aaaa
 select name as a_c1_name from public.customers
 where id = :'a_c1' \gset
 
+-- The owner registers the viewer's tablet (viewers take no seats themselves).
+call tests.authenticate_as('owner@shop-a.test');
+call tests.register_device('d0000000-0000-4000-8000-0000000000a3', 'tablet');
 call tests.authenticate_as('viewer@shop-a.test');
 
--- TEST: a viewer registers a device and pulls the shop
+-- TEST: a viewer uses a device registered for them and pulls the shop
 select is(
   public.sync_register_device('d0000000-0000-4000-8000-0000000000a3', 'tablet') ->> 'role',
   'viewer',
-  'a viewer can register a device'
+  'a viewer can use a device registered for them'
 );
 select ok(
   jsonb_array_length(public.sync_pull('d0000000-0000-4000-8000-0000000000a3', 0) -> 'changes') >= 8,

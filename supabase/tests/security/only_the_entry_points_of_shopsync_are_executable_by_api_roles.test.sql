@@ -14,15 +14,18 @@ select results_eq(
   $$,
   $$
     values
+    ('shopsync.choose_shop(uuid)'),
     ('shopsync.current_membership()'),
     ('shopsync.current_shop_id()'),
     ('shopsync.current_shop_role()'),
     ('shopsync.describe_schema()'),
+    ('shopsync.leave_shop(uuid)'),
     ('shopsync.metrics()'),
     ('shopsync.order_transition_ok(text,text)'),
     ('shopsync.pull(uuid,bigint,integer)'),
     ('shopsync.push(uuid,jsonb)'),
     ('shopsync.register_device(uuid,text,text)'),
+    ('shopsync.require_seat_in_my_shop()'),
     ('shopsync.schema_version()'),
     ('shopsync.shop_dashboard()'),
     ('shopsync.verify_my_chain(text)')
