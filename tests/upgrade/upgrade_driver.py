@@ -13,7 +13,6 @@ The stack is named by the environment (SUPABASE_URL, SUPABASE_DB_URL, ... from `
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,35 +21,12 @@ from typing import Any
 import psycopg
 
 from shopsync import LocalStore, SyncClient
+from shopsync_stack import load_settings, mint_user_token
 
-# Where the stack's helpers live (before and after the restructure's moves), first found wins.
-SETTINGS_MODULES = ("shopsync_stack.settings", "shopsync.settings")
-TOKEN_MODULES = ("shopsync_stack.tokens", "shopsync_stack.postgres", "shopsync_stack", "shopsync.stack")
-# The test helper that mints a shop with an owner and a staff member (tests/**/tenants.py).
-TESTS_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
+from tenants import make_tenant  # noqa: E402  (a shop with an owner and a staff member)
 
-
-def _attr(modules: tuple[str, ...], name: str) -> Any:
-    for module in modules:
-        try:
-            found = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if found is not None:
-            return found
-    raise SystemExit(f"upgrade: no {name} in any of {', '.join(modules)}; update upgrade_driver.py")
-
-
-def _make_tenant() -> Any:
-    helper = next(iter(sorted(TESTS_DIR.rglob("tenants.py"))), None)
-    if helper is None:
-        raise SystemExit(f"upgrade: no tenants.py under {TESTS_DIR}; update upgrade_driver.py")
-    sys.path.insert(0, str(helper.parent))
-    return importlib.import_module("tenants").make_tenant
-
-
-SETTINGS = _attr(SETTINGS_MODULES, "load_settings")(None)
-mint_user_token = _attr(TOKEN_MODULES, "mint_user_token")
+SETTINGS = load_settings(None)
 
 
 def till(state: Path, name: str, email: str) -> SyncClient:
@@ -75,7 +51,7 @@ def close(*clients: SyncClient) -> None:
 
 def seed(state: Path) -> None:
     with psycopg.connect(SETTINGS.db_url, autocommit=True) as conn:
-        tenant = _make_tenant()(conn, "upgrade")
+        tenant = make_tenant(conn, "upgrade")
     till1, till2 = till(state, "till-1", tenant.owner), till(state, "till-2", tenant.staff)
 
     # Till 1: registers, then a catalogue, customers and a paid order, synced.
