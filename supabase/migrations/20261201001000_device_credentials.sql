@@ -36,7 +36,8 @@ create table shopsync.device_credentials (
   reset_by uuid
 );
 comment on table shopsync.device_credentials is
-'SHA-256 of each device''s secret (never the secret). secret_hash null: reset by an owner, claimable by the next owner/staff registration. next_secret_hash: a rotation not yet used.';
+'SHA-256 of each device''s secret (never the secret). secret_hash null: reset by an owner, claimable by '
+'the next owner/staff registration. next_secret_hash: a rotation not yet used.';
 
 -- The x-device-secret header of the current request, or null.
 create or replace function shopsync.device_secret_header()
@@ -289,7 +290,8 @@ as $$
   select shopsync.rotate_device_secret(p_device_id)
 $$;
 comment on function public.sync_rotate_device_secret(uuid) is
-'With the device''s current secret (x-device-secret header): a new device_secret; the old one works until the new one is first used.';
+'With the device''s current secret (x-device-secret header): a new device_secret; '
+'the old one works until the new one is first used.';
 
 create or replace function public.sync_reset_device_credential(p_device_id uuid)
 returns jsonb

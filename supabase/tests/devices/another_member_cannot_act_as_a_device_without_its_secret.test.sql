@@ -127,7 +127,11 @@ select lives_ok(
 -- A device registered before credentials existed (its credential row is missing), by staff.
 reset role;
 insert into public.devices (id, shop_id, user_id, name)
-select 'd0000000-0000-4000-8000-0000000000c2', 'aaaaaaaa-0000-4000-8000-000000000000', us.user_id, 'old till'
+select
+  'd0000000-0000-4000-8000-0000000000c2',
+  'aaaaaaaa-0000-4000-8000-000000000000',
+  us.user_id,
+  'old till'
 from tests.user_and_shop('staff@shop-a.test') as us;
 
 -- TEST: legacy devices: refused until claimed; only the member who registered it claims it, once
