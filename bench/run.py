@@ -401,6 +401,7 @@ def bench_rls(b: Bench, shop: str, email: str) -> dict[str, Any]:
     client = b.device("rls", email)
     client.register()
     device = client.store.device_id
+    headers = json.dumps({"x-device-secret": client.store.device_secret or ""})  # as PostgREST sets them
     client.store.close()
     claims = jwt.decode(b.token(email), options={"verify_signature": False})
     service_claims = json.dumps({"role": "service_role", "iss": "supabase-demo"})
@@ -415,8 +416,8 @@ def bench_rls(b: Bench, shop: str, email: str) -> dict[str, Any]:
             if grant:  # service_role may not read the private schema: granted inside this transaction only
                 cur.execute("grant usage on schema shopsync to service_role;"
                             " grant select on shopsync.change_log to service_role")
-            cur.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                        (role, jwt_claims))
+            cur.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+                        " set_config('request.headers', %s, true)", (role, jwt_claims, headers))
             t0 = time.perf_counter()
             cur.execute(query, args)
             cur.fetchall()

@@ -105,7 +105,8 @@ def make_device(client_stack: Any, token_for: Callable[[str], str], tmp_path: Pa
             # Viewers take no seats: the shop's owner registers the device the viewer then uses.
             owner = supabase.create_client(client_stack.api_url, client_stack.anon_key)
             owner.postgrest.auth(token_for(email.replace("viewer@", "owner@")))
-            owner.rpc("sync_register_device", {"p_device_id": store.device_id, "p_name": name}).execute()
+            reg = owner.rpc("sync_register_device", {"p_device_id": store.device_id, "p_name": name}).execute()
+            store.set_device_secret(reg.data["device_secret"])  # the owner sets the till up for the viewer
         device = Device(name, email, store, client)
         made.append(device)
         if sync:

@@ -25,8 +25,20 @@ def user_client(settings: StackSettings, email: str) -> Client:
     return client
 
 
+#: The secret of every device these helpers registered (device id -> device_secret), as the device
+#: itself would keep it; :func:`rpc` sends it as ``x-device-secret`` with calls naming that device.
+DEVICE_SECRETS: dict[str, str] = {}
+
+
 def rpc(client: Client, fn: str, **args: Any) -> Any:
-    return client.rpc(fn, args).execute().data
+    builder = client.rpc(fn, args)
+    secret = DEVICE_SECRETS.get(str(args.get("p_device_id")))
+    if secret:
+        builder.request.headers["x-device-secret"] = secret
+    data = builder.execute().data
+    if isinstance(data, dict) and isinstance(data.get("device_secret"), str):
+        DEVICE_SECRETS[str(data["device_id"])] = data["device_secret"]
+    return data
 
 
 def register(client: Client, name: str = "till", *, by: Client | None = None) -> str:

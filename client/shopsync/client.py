@@ -21,7 +21,7 @@ from .push import push_all, rate_window_end
 from .schema import utc_now_iso
 from .status import PullProgress, SyncResult, SyncStatus
 from .store import LocalStore
-from .transport import SupabaseTransport, TokenSource, Transport
+from .transport import SupabaseTransport, TokenSource, Transport, bind_device_secret
 
 __all__ = ["SyncClient"]
 
@@ -65,6 +65,7 @@ class SyncClient:
             raise ValueError("batch_size must be 1..1000 (the server takes at most 1000 events a call)")
         self.store = store
         self.transport = transport
+        bind_device_secret(transport, lambda: store.device_secret)
         self.device_name = device_name or f"shopsync-{store.device_prefix}"
         self.platform = platform
         self.batch_size = batch_size
@@ -84,12 +85,24 @@ class SyncClient:
         """Register this device in the user's shop (idempotent) and load the synced schema."""
         info = self.transport.call("sync_register_device", {
             "p_device_id": self.store.device_id, "p_name": self.device_name, "p_platform": self.platform})
-        with self.store.transaction():
-            self.store.set_meta("shop_id", info.get("shop_id"))
-            self.store.set_meta("role", info.get("role"))
-            self.store.set_meta("registered_at", info.get("registered_at"))
+        self.store.record_registration(info)
         self.refresh_schema()
-        return dict(info)
+        return {k: v for k, v in dict(info).items() if k != "device_secret"}
+
+    def rotate_secret(self) -> None:
+        """Replace this device's secret with a new one (``sync_rotate_device_secret``).
+
+        The old secret stays valid on the server until the new one is first used, so an answer
+        lost on the way changes nothing: the device still holds a working secret and may rotate
+        again. Runs under the sync lock so no push or pull sends a secret half-way.
+        """
+        with self._sync_lock:
+            info = self.transport.call("sync_rotate_device_secret", {"p_device_id": self.store.device_id})
+            secret = info.get("device_secret") if isinstance(info, dict) else None
+            if not isinstance(secret, str) or not secret:
+                raise ShopSyncError("sync_rotate_device_secret answered without a device_secret",
+                                    reason="invalid_response")
+            self.store.set_device_secret(secret)
 
     def refresh_schema(self) -> bool:
         """Fetch ``sync_schema()`` and extend the local tables; True when anything changed."""
@@ -141,8 +154,8 @@ class SyncClient:
         result = SyncResult()
         for attempt in (1, 2):
             try:
-                if self.store.get_meta("registered_at") is None:
-                    self.register()
+                if self.store.get_meta("registered_at") is None or self.store.device_secret is None:
+                    self.register()  # also claims a secret for a device registered before credentials
                 elif not self._schema_checked or not self.store.has_schema:
                     self.refresh_schema()
             except ShopSyncError as exc:
@@ -150,12 +163,15 @@ class SyncClient:
             push_error = self._push_all(result) if push else None
             if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
                 self._pull_all(result)  # a refused push does not stop pulls
-            forgotten = [e for e in result.errors if isinstance(e, DeviceError) and e.reason == "device_not_registered"]
+            forgotten = [e for e in result.errors if isinstance(e, DeviceError)
+                         and e.reason in ("device_not_registered", "device_credential_unclaimed")]
             if attempt == 1 and forgotten:
                 # The server does not know this device any more (restored from a backup taken before it
                 # registered, or a reset development stack): register again (idempotent; refused if
                 # revoked or over the licence) and run once more. A cursor the server never handed
                 # out then comes back cursor_ahead and the pull resets, keeping queued events.
+                # device_credential_unclaimed (an owner reset the credential): registering again
+                # issues a new secret when the signed-in member is an owner or staff.
                 result.errors = [e for e in result.errors if e not in forgotten]
                 self.store.set_meta("registered_at", None)
                 continue

@@ -8,7 +8,8 @@ Hierarchy::
     ├── LicenceError              402 licence_expired / device_limit_reached (push retried later)
     ├── AuthError                 401: missing, bad or expired token (after one refresh)
     ├── ForbiddenError            403 not_a_member / role_forbidden
-    ├── DeviceError               404 device_not_registered, 403 device_revoked / device_other_shop
+    ├── DeviceError               404 device_not_registered, 403 device_revoked / device_other_shop /
+    │                             device_credential_invalid / device_credential_unclaimed
     ├── ProtocolError             400 batch_too_large / invalid_payload / invalid_cursor, 409 cursor_ahead
     ├── SchemaError               local: unknown table or column, no schema yet
     ├── InvalidValueError         local: a value the column cannot hold (also a ValueError)
@@ -124,6 +125,8 @@ _BY_REASON: dict[str, type[ShopSyncError]] = {
     "device_not_registered": DeviceError,
     "device_revoked": DeviceError,
     "device_other_shop": DeviceError,
+    "device_credential_invalid": DeviceError,
+    "device_credential_unclaimed": DeviceError,
     "licence_expired": LicenceError,
     "device_limit_reached": LicenceError,
     "rate_limited": RateLimitedError,

@@ -157,6 +157,28 @@ class LocalStore:
     def device_id(self) -> str:
         return str(self.get_meta("device_id"))
 
+    # -- device credential ------------------------------------------------------------------------
+    # The secret the server issued to this device (registration or rotation), sent with every
+    # device RPC. It is this device's alone: whoever is signed in on it uses it.
+    @property
+    def device_secret(self) -> str | None:
+        return self.get_meta("device_secret")
+
+    def set_device_secret(self, secret: str | None) -> None:
+        """Keep the device's secret (inside the caller's transaction when there is one)."""
+        self.set_meta("device_secret", secret)
+
+    def record_registration(self, info: dict[str, Any]) -> None:
+        """What ``sync_register_device`` answered, in one transaction: shop, role, registration time
+        and, when the server issued one, the device's secret (it is returned only once)."""
+        with self.transaction():
+            self.set_meta("shop_id", info.get("shop_id"))
+            self.set_meta("role", info.get("role"))
+            self.set_meta("registered_at", info.get("registered_at"))
+            secret = info.get("device_secret")
+            if isinstance(secret, str) and secret:
+                self.set_device_secret(secret)
+
     @property
     def device_prefix(self) -> str:
         """The short prefix of this device's display codes (6 hex digits of its id)."""

@@ -2,6 +2,10 @@
 
 A transport is anything with ``call(fn, params) -> JSON``; tests wrap the real one to inject
 faults (a response lost after the server committed).
+
+Device RPCs (:data:`DEVICE_RPCS`) carry the device's secret in the ``x-device-secret`` header
+(docs/protocol.md): :class:`SyncClient` hands the transport a callable reading it from the store
+(``use_device_secret``), so a rotated or newly issued secret is used from the next call on.
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ from typing import Any, Protocol
 
 from .errors import AuthError, ShopSyncError, TransportError, error_from_response
 
-__all__ = ["Transport", "SupabaseTransport", "TokenSource"]
+__all__ = ["Transport", "SupabaseTransport", "TokenSource", "DEVICE_RPCS", "DEVICE_SECRET_HEADER",
+           "bind_device_secret"]
 
 TokenSource = str | Callable[[], str]
+
+#: The RPCs that act as a device: each is refused (PT403 device_credential_invalid) without its secret.
+DEVICE_RPCS = frozenset({"sync_push", "sync_pull", "sync_register_device", "sync_rotate_device_secret"})
+#: The request header that carries the device's secret.
+DEVICE_SECRET_HEADER = "x-device-secret"
 
 
 class Transport(Protocol):
@@ -36,6 +46,11 @@ class SupabaseTransport:
         self._token_source = access_token
         self._token: str | None = None
         self._lock = threading.Lock()
+        self._device_secret: Callable[[], str | None] = lambda: None
+
+    def use_device_secret(self, source: Callable[[], str | None]) -> None:
+        """Send ``source()`` (the device's secret, or None) as ``x-device-secret`` on device RPCs."""
+        self._device_secret = source
 
     @classmethod
     def from_url(cls, url: str, anon_key: str, access_token: TokenSource) -> SupabaseTransport:
@@ -69,7 +84,11 @@ class SupabaseTransport:
         from postgrest.exceptions import APIError
 
         try:
-            return self.client.rpc(fn, params).execute().data
+            builder = self.client.rpc(fn, params)
+            secret = self._device_secret() if fn in DEVICE_RPCS else None
+            if secret:
+                builder.request.headers[DEVICE_SECRET_HEADER] = secret
+            return builder.execute().data
         except APIError as exc:
             raise error_from_response({"code": exc.code, "message": exc.message, "details": exc.details,
                                        "hint": exc.hint}) from exc
@@ -94,3 +113,17 @@ class SupabaseTransport:
                 return self._call_once(fn, params)
             except AuthError as again:
                 raise again from exc
+
+
+def bind_device_secret(transport: Any, source: Callable[[], str | None]) -> bool:
+    """Give ``source`` to the first transport in the ``inner`` chain of wrappers that takes a
+    device secret (``use_device_secret``); False when none does."""
+    seen = 0
+    while transport is not None and seen < 16:
+        bind = getattr(transport, "use_device_secret", None)
+        if callable(bind):
+            bind(source)
+            return True
+        transport = getattr(transport, "inner", None)
+        seen += 1
+    return False

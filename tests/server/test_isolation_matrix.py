@@ -149,20 +149,34 @@ class World:
         return {"apikey": self.settings.anon_key, "Authorization": f"Bearer {p.token}"}
 
     def rpc(self, p: Principal, fn: str, args: dict[str, Any]) -> httpx.Response:
-        return self.http.post(f"/rest/v1/rpc/{fn}", json=args, headers=self.headers(p))
+        # A principal holds the secret of its own device only (never the victim's).
+        own = p.device is not None and args.get("p_device_id") == p.device
+        return self.http.post(f"/rest/v1/rpc/{fn}", json=args,
+                              headers={**self.headers(p), **(_secret_header(p.device) if own else {})})
+
+
+# device id -> the device_secret its registration returned (what that device alone holds).
+_SECRETS: dict[str, str] = {}
+
+
+def _secret_header(device: str | None) -> dict[str, str]:
+    secret = _SECRETS.get(device or "")
+    return {"x-device-secret": secret} if secret else {}
 
 
 def _register(http: httpx.Client, settings: StackSettings, token: str, name: str, device: str | None = None) -> str:
     device = device or str(uuid.uuid4())
     resp = http.post("/rest/v1/rpc/sync_register_device", json={"p_device_id": device, "p_name": name},
-                     headers={"apikey": settings.anon_key, "Authorization": f"Bearer {token}"})
+                     headers={"apikey": settings.anon_key, "Authorization": f"Bearer {token}", **_secret_header(device)})
     assert resp.status_code == 200, resp.text
+    if "device_secret" in resp.json():
+        _SECRETS[device] = resp.json()["device_secret"]
     return device
 
 
 def _push_ok(http: httpx.Client, settings: StackSettings, token: str, device: str, events: list[dict[str, Any]]) -> None:
     resp = http.post("/rest/v1/rpc/sync_push", json={"p_device_id": device, "p_events": events},
-                     headers={"apikey": settings.anon_key, "Authorization": f"Bearer {token}"})
+                     headers={"apikey": settings.anon_key, "Authorization": f"Bearer {token}", **_secret_header(device)})
     assert resp.status_code == 200, resp.text
     assert {r["status"] for r in resp.json()["results"]} == {"applied"}, resp.text
 

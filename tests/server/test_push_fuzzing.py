@@ -437,14 +437,17 @@ def run() -> Iterator[Run]:
             device = str(uuid.uuid4())
             resp = http.post("/rest/v1/rpc/sync_register_device", json={"p_device_id": device, "p_name": "fuzz"})
             assert resp.status_code == 200, resp.text
+            http.headers["x-device-secret"] = resp.json()["device_secret"]  # the fuzzed device's own
             b_token = mint_user_token(settings, "owner@shop-b.test")
             device_b = str(uuid.uuid4())
             resp = http.post("/rest/v1/rpc/sync_register_device", json={"p_device_id": device_b, "p_name": "fuzz b"},
                              headers={"Authorization": f"Bearer {b_token}"})
             assert resp.status_code == 200, resp.text
+            secret_b = resp.json()["device_secret"]
             order_b = str(uuid.uuid4())
             customer_b = pg.execute("select id::text from public.customers where shop_id = %s limit 1", (SHOP_B,)).fetchone()
-            resp = http.post("/rest/v1/rpc/sync_push", headers={"Authorization": f"Bearer {b_token}"}, json={
+            resp = http.post("/rest/v1/rpc/sync_push", headers={"Authorization": f"Bearer {b_token}",
+                                                                "x-device-secret": secret_b}, json={
                 "p_device_id": device_b, "p_events": [{"event_id": str(uuid.uuid4()), "table": "orders", "op": "insert",
                                                       "row_id": order_b, "data": {}, "client_ts": TS}]})
             assert resp.status_code == 200 and resp.json()["results"][0]["status"] == "applied", resp.text

@@ -59,6 +59,8 @@ def test_sync_push_and_pull_through_the_function_with_the_callers_jwt(settings: 
         reg = http.post(f"{settings.api_url}/rest/v1/rpc/sync_register_device",
                         json={"p_device_id": device, "p_name": "edge till"})
         assert reg.status_code == 200, reg.text
+        # The device's secret, sent as a header the function forwards to the RPCs.
+        http.headers["x-device-secret"] = reg.json()["device_secret"]
         row_id = str(uuid.uuid4())
         pushed = http.post(f"{base}/push", json={"device_id": device,
                                                   "events": [event("customers", "insert", row_id, {"name": "Edge"})]})
@@ -80,5 +82,9 @@ def test_sync_push_and_pull_through_the_function_with_the_callers_jwt(settings: 
         unregistered = http.get(f"{base}/pull", params={"device_id": str(uuid.uuid4()), "cursor": 0})
         assert unregistered.status_code == 404
         assert unregistered.json()["details"] == "device_not_registered"
+        # Without the device's secret the function gets the RPC's refusal, unchanged.
+        borrowed = http.get(f"{base}/pull", params={"device_id": device, "cursor": 0},
+                            headers={"x-device-secret": "not-this-devices-secret"})
+        assert (borrowed.status_code, borrowed.json()["details"]) == (403, "device_credential_invalid")
         health = http.get(f"{base}/health").json()
         assert isinstance(health["schema_version"], int) and health["schema_version"] >= 5

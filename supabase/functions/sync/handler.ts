@@ -4,6 +4,7 @@
 //   GET  /sync/health                                 -> {ok, database, server_time, schema_version, latency_ms}
 //   POST /sync/push   {device_id, events}             -> sync_push's answer
 //   GET  /sync/pull?device_id=&cursor=&limit=         -> sync_pull's answer
+// The device's secret travels in the x-device-secret header, forwarded as is (docs/protocol.md).
 // RPC errors pass through unchanged (PostgREST's status and {code, message, details, hint}).
 // Anything else is a 404 JSON body.
 
@@ -30,10 +31,11 @@ function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 }
 
-/** The caller's credentials, forwarded to the RPC so RLS sees the same user. */
+/** The caller's credentials, forwarded to the RPC so RLS sees the same user, and the device's
+ * secret (x-device-secret), without which sync_push and sync_pull refuse to act as the device. */
 function callerHeaders(req: Request): Record<string, string> {
   const headers: Record<string, string> = { "content-type": "application/json" };
-  for (const name of ["authorization", "apikey"]) {
+  for (const name of ["authorization", "apikey", "x-device-secret"]) {
     const value = req.headers.get(name);
     if (value) headers[name] = value;
   }

@@ -116,3 +116,20 @@ Deno.test("other paths answer 404 JSON without calling the database", async () =
   assertEquals((await resp.json()).error, "not_found");
   assertEquals(seen.length, 0);
 });
+
+Deno.test("push and pull forward the device's x-device-secret header, so the RPC can check the device", async () => {
+  const seen: Seen[] = [];
+  const f = fakeFetch(() => Response.json({ results: [], changes: [], cursor: 0 }), seen);
+  const headers = { authorization: "Bearer user-jwt", apikey: "anon", "x-device-secret": "s3cr3t" };
+  await handler(new Request(`${URL_BASE}/sync/push`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ device_id: "d1", events: [] }),
+  }), deps(f));
+  await handler(new Request(`${URL_BASE}/sync/pull?device_id=d1&cursor=0`, { headers }), deps(f));
+  assertEquals(seen.length, 2);
+  for (const s of seen) assertEquals(new Headers(s.init?.headers).get("x-device-secret"), "s3cr3t");
+  // Without one, none is invented (the RPC answers PT403 device_credential_invalid).
+  await handler(new Request(`${URL_BASE}/sync/pull?device_id=d1&cursor=0`, { headers: { apikey: "anon" } }), deps(f));
+  assertEquals(new Headers(seen[2].init?.headers).get("x-device-secret"), null);
+});

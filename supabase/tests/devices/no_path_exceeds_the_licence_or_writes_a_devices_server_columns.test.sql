@@ -47,7 +47,9 @@ select throws_ok(
 
 -- Shop A: the owner registers the viewer's tablet.
 call tests.authenticate_as('owner@shop-a.test');
-select public.sync_register_device('d0000000-0000-4000-8000-0000000000a9', 'viewer tablet') is not null as ok5 \gset
+select public.sync_register_device('d0000000-0000-4000-8000-0000000000a9', 'viewer tablet') ->> 'device_secret' as a9_secret \gset
+-- ... and the tablet keeps the secret it was issued; whoever signs in on it sends that.
+call tests.use_device_secret(:'a9_secret');
 
 call tests.authenticate_as('viewer@shop-a.test');
 -- TEST: a viewer cannot register a new device (take a seat)

@@ -12,6 +12,8 @@ where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 call tests.authenticate_as('staff@shop-a.test');
 -- TEST: registration answers device, shop, role and time, and is idempotent
 select public.sync_register_device('d0000000-0000-4000-8000-000000000001', 'till 1', 'ios') as first \gset
+-- The till keeps the secret it was issued and sends it from now on.
+call tests.use_device_secret(:'first'::jsonb ->> 'device_secret');
 select public.sync_register_device('d0000000-0000-4000-8000-000000000001', 'till 1', 'ios') as again \gset
 select is((:'first'::jsonb) ->> 'shop_id', 'aaaaaaaa-0000-4000-8000-000000000000', 'the device joins the caller''s shop');
 select is((:'first'::jsonb) ->> 'role', 'staff', 'the answer names the caller''s role');

@@ -87,12 +87,70 @@ begin
 end;
 $$;
 
--- Register a device in the acting user's shop through the RPC a till calls.
-create procedure tests.register_device(p_device_id uuid, p_name text default 'till')
+-- Send this device secret with the following RPCs (the x-device-secret header, in request.headers
+-- as the gateway sets it); null sends none.
+create procedure tests.use_device_secret(p_secret text)
 language plpgsql
 as $$
 begin
-  perform public.sync_register_device(p_device_id, p_name);
+  perform pg_catalog.set_config(
+    'request.headers',
+    case when p_secret is null then '{}' else pg_catalog.json_build_object('x-device-secret', p_secret)::text end,
+    true
+  );
+end;
+$$;
+
+-- The secret every device registered through tests.register_device holds (see there).
+create function tests.device_secret()
+returns text
+language sql
+immutable
+as $$
+  select 'tests-device-secret-0123456789abcdef0123456789ab'::text
+$$;
+
+-- Test-only: make p_device_id's credential tests.device_secret() (security definer: the credential
+-- table is the server's own, readable by no API role).
+create function tests.give_device_the_test_secret(p_device_id uuid)
+returns void
+language sql
+security definer
+set search_path = ''
+as $$
+  update shopsync.device_credentials
+  set secret_hash = extensions.digest(tests.device_secret(), 'sha256'), next_secret_hash = null
+  where device_id = p_device_id
+$$;
+
+-- Register (a new device, or again an existing one) in the acting user's shop through the RPC a
+-- till calls, and remember its credential: the device then holds tests.device_secret(), which is
+-- set into request.headers for every later RPC of the test. All devices registered this way share
+-- that one secret, so a test may alternate devices without switching headers; the device
+-- credential tests (supabase/tests/devices) use the real issued secrets instead
+-- (tests.register_device_secret).
+create procedure tests.register_device(p_device_id uuid, p_name text default 'till')
+language plpgsql
+as $$
+declare
+  v_out jsonb;
+begin
+  call tests.use_device_secret(tests.device_secret());
+  v_out := public.sync_register_device(p_device_id, p_name);
+  if v_out ? 'device_secret' then
+    perform tests.give_device_the_test_secret(p_device_id);
+  end if;
+end;
+$$;
+
+-- Register through the RPC with the request's current headers; returns the device_secret the
+-- server issued (null when it issued none).
+create function tests.register_device_secret(p_device_id uuid, p_name text default 'till')
+returns text
+language plpgsql
+as $$
+begin
+  return public.sync_register_device(p_device_id, p_name) ->> 'device_secret';
 end;
 $$;
 

@@ -26,6 +26,8 @@ select results_eq(
     ('shopsync.push(uuid,jsonb)'),
     ('shopsync.register_device(uuid,text,text)'),
     ('shopsync.require_seat_in_my_shop()'),
+    ('shopsync.reset_device_credential(uuid)'),
+    ('shopsync.rotate_device_secret(uuid)'),
     ('shopsync.schema_version()'),
     ('shopsync.shop_dashboard()'),
     ('shopsync.verify_my_chain(text)')
