@@ -27,7 +27,8 @@ set local statement_timeout = '60s';
 insert into shopsync.config (key, value, description) values
 ('pull_calls_per_minute', '1200', 'Per-user sync_pull calls per minute before 429.'),
 ('verify_calls_per_minute', '30', 'Per-user verify_invoice_chain calls per minute before 429.'),
-('register_calls_per_minute', '600', 'Per-user sync_register_device calls per minute before 429 (clients register on first start; several tills may be set up at once).')
+-- (Registration: clients register on first start, and several tills may be set up at once.)
+('register_calls_per_minute', '600', 'Per-user sync_register_device calls per minute before 429.')
 on conflict (key) do nothing;
 
 -- Calls per user, kind and minute (pull, verify, register). Push keeps its per-device counter
