@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,3 +91,19 @@ def config_value(db: psycopg.Connection, key: str, value: str) -> Iterator[None]
         yield
     finally:
         db.execute("update shopsync.config set value = %s::jsonb where key = %s", (old[0], key))
+
+
+# -- As a user on a raw connection (two-connection tests: locks, concurrency) ---------------------
+def claims_of(settings: StackSettings, email: str) -> dict[str, Any]:
+    """The claims of a token minted for ``email``."""
+    payload = mint_user_token(settings, email).split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def as_user(conn: psycopg.Connection, claims: dict[str, Any]) -> None:
+    conn.execute("select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)",
+                 (json.dumps(claims),))
+
+
+def sync_push(conn: psycopg.Connection, device: str, events: list[dict[str, Any]]) -> Any:
+    return conn.execute("select public.sync_push(%s, %s::jsonb)", (device, json.dumps(events))).fetchone()[0]

@@ -192,7 +192,7 @@ class SyncClient:
             for exc in result.errors:
                 if isinstance(exc, LicenceError):
                     self.store.set_meta("licence_state", exc.reason or "licence_expired")
-                if isinstance(exc, RateLimitedError):
+                if isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress":
                     self.store.set_meta("rate_limited_until", rate_window_end())
         return result
 

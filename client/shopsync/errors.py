@@ -4,7 +4,8 @@ Hierarchy::
 
     ShopSyncError                 every error the client raises
     ├── TransportError            network failure, timeout, 5xx: retried later (retryable)
-    ├── RateLimitedError          429 rate_limited: too many pushes this minute (retryable)
+    ├── RateLimitedError          429 rate_limited / push_in_progress: too many calls, or this device
+    │                             is already pushing (retryable)
     ├── LicenceError              402 licence_expired / device_limit_reached (push retried later)
     ├── AuthError                 401: missing, bad or expired token (after one refresh)
     ├── ForbiddenError            403 not_a_member / role_forbidden
@@ -130,6 +131,9 @@ _BY_REASON: dict[str, type[ShopSyncError]] = {
     "licence_expired": LicenceError,
     "device_limit_reached": LicenceError,
     "rate_limited": RateLimitedError,
+    "push_in_progress": RateLimitedError,
+    "timed_out": TransportError,
+    "call_failed": TransportError,
     "batch_too_large": ProtocolError,
     "invalid_payload": ProtocolError,
     "invalid_cursor": ProtocolError,

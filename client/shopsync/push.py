@@ -43,7 +43,9 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
             if len(results) != len(entries):
                 raise ProtocolError(f"sync_push answered {len(results)} results for {len(entries)} events")
         except ShopSyncError as exc:
-            retry_at = rate_window_end() if isinstance(exc, RateLimitedError) else None
+            # push_in_progress (another push of this device still running) is retried at once.
+            limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
+            retry_at = rate_window_end() if limited else None
             with store.transaction():
                 store.outbox.note_failed_call([e.event_id for e in entries], str(exc), retry_at)
             result.errors.append(exc)

@@ -569,6 +569,10 @@ class LocalStore:
         is ``kind="credit_note"`` with ``refers_to`` the original invoice's id. Invoices are never
         changed afterwards, here or on the server (see README, "Invoices")."""
         series = series or self.invoice_series
+        for line in lines:
+            if extra := sorted(set(line) - invoice.LINE_KEYS):
+                raise InvalidValueError(f"invoice lines carry only {sorted(invoice.LINE_KEYS)}, not {extra}",
+                                        reason="invalid_lines")
         clean = [{k: (str(v) if k in ("quantity", "unit_price", "tax_rate") else v)
                   for k, v in line.items() if v is not None} for line in lines]
         t = invoice.totals(clean)
@@ -583,7 +587,7 @@ class LocalStore:
                 "series": series, "number": number, "issued_at": issued_at or utc_now_iso(),
                 "customer_id": customer_id, "lines": clean, "subtotal": t.subtotal, "tax": t.tax,
                 "total": t.total, "currency": currency, "kind": kind, "refers_to": refers_to,
-                "prev_hash": prev_hash,
+                "prev_hash": prev_hash, "hash_version": invoice.HASH_VERSION,
             }
             row["hash"] = invoice.invoice_hash(row)
             row.pop("shop_id")

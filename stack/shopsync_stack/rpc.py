@@ -254,8 +254,13 @@ class RpcEngine:
             query = sql.SQL("select to_json(_r)::text from {} as _r").format(target)
         await cur.execute(query, params)
         row = await cur.fetchone()
+        # A function may set its answer's status (PostgREST's `response.status`), e.g. 503 for a
+        # call whose work timed out but whose rate-limit count is committed.
+        await cur.execute("select current_setting('response.status', true)")
+        set_status = await cur.fetchone()
         await conn.commit()
+        status = int(set_status[0]) if set_status and (set_status[0] or "").isdigit() else None
         if fn.rettype == "void" and not fn.retset:
-            return 204, None
+            return status or 204, None
         text = row[0] if row else None
-        return 200, (text if text is not None else "null").encode()
+        return status or 200, (text if text is not None else "null").encode()

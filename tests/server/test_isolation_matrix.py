@@ -197,7 +197,7 @@ def _seed_shop(http: httpx.Client, settings: StackSettings, pg: psycopg.Connecti
     lines = [{"description": "Mug", "quantity": "1", "unit_price": "12.00", "tax_rate": "19.00"}]
     t = inv.totals(lines)
     invoice: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "shop_id": shop, "series": series, "number": 1,
+        "id": str(uuid.uuid4()), "shop_id": shop, "device_id": device, "series": series, "number": 1,
         "issued_at": "2026-01-01T00:00:00.000000Z", "lines": lines, "subtotal": str(t.subtotal), "tax": str(t.tax),
         "total": str(t.total), "currency": "EUR", "kind": "invoice", "prev_hash": inv.GENESIS_HASH,
     }

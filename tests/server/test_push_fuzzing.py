@@ -367,7 +367,7 @@ def _m_foreign_update(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, froz
 
 def _m_foreign_insert(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[str]]:
     ev.update(table="customers", op="insert", row_id=g.refs["customer_b"], data={"name": "copy"})
-    return ev, "id_exists", frozenset({"conflict"})
+    return ev, "id_unavailable", REJ  # not id_exists: another shop's id is no oracle (issue 12 finding 5)
 
 
 MUTATIONS: list[tuple[str, Mutation]] = [

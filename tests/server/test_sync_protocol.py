@@ -172,7 +172,9 @@ def test_another_shops_row_is_rejected_as_not_found(staff_a, staff_b):
     res = push(staff_b, d_b, [event("customers", "update", row_id, {"name": "Mine now"}, base_version=1)])[0]
     assert (res["status"], res["reason"], res["server_row"]) == ("rejected", "not_found", None)
     steal = push(staff_b, d_b, [event("customers", "insert", row_id, {"name": "Copy"})])[0]
-    assert steal["reason"] == "id_exists" and steal["server_row"] is None  # nothing of shop A leaks
+    # Nothing of shop A leaks, not even that the row exists there (issue 12 finding 5): the id is
+    # unavailable, as any id taken anywhere is.
+    assert (steal["status"], steal["reason"], steal["server_row"]) == ("rejected", "id_unavailable", None)
 
 
 def test_expired_licence_refuses_push_but_not_pull(staff_a, pg):

@@ -5,6 +5,7 @@
 
 begin;
 select plan((select 2 * jsonb_array_length(:'vectors'::jsonb)));
+-- (Canonical form v1 for the vectors with hash_version 1, v2 for the others.)
 
 -- TEST: Postgres renders each vector's canonical text byte for byte.
 select
@@ -27,7 +28,18 @@ select
     v.value ->> 'canonical',
     'canonical text: ' || (v.value ->> 'name')
   )
-from jsonb_array_elements(:'vectors'::jsonb) as v (value);
+from jsonb_array_elements(:'vectors'::jsonb) as v (value)
+where v.value -> 'invoice' ->> 'hash_version' = '1';
+
+-- TEST: canonical form v2 (the row as jsonb) for the v2 vectors.
+select
+  is(
+    shopsync.invoice_canonical_v2(v.value -> 'invoice'),
+    v.value ->> 'canonical',
+    'canonical text v2: ' || (v.value ->> 'name')
+  )
+from jsonb_array_elements(:'vectors'::jsonb) as v (value)
+where v.value -> 'invoice' ->> 'hash_version' = '2';
 
 -- TEST: and the same SHA-256.
 select

@@ -14,12 +14,14 @@ select results_eq(
   $$,
   $$
     values
+    ('shopsync.call_failed(text,text)'),
     ('shopsync.choose_shop(uuid)'),
     ('shopsync.current_membership()'),
     ('shopsync.current_shop_id()'),
     ('shopsync.current_shop_role()'),
     ('shopsync.describe_schema()'),
     ('shopsync.leave_shop(uuid)'),
+    ('shopsync.meter_call(text)'),
     ('shopsync.metrics()'),
     ('shopsync.order_transition_ok(text,text)'),
     ('shopsync.pull(uuid,bigint,integer)'),
