@@ -106,4 +106,7 @@ def as_user(conn: psycopg.Connection, claims: dict[str, Any]) -> None:
 
 
 def sync_push(conn: psycopg.Connection, device: str, events: list[dict[str, Any]]) -> Any:
+    secret = DEVICE_SECRETS.get(str(device))
+    if secret:  # the device's secret in the request headers, as the gateway (PostgREST) sets them
+        conn.execute("select set_config('request.headers', %s, true)", (json.dumps({"x-device-secret": secret}),))
     return conn.execute("select public.sync_push(%s, %s::jsonb)", (device, json.dumps(events))).fetchone()[0]
