@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ProtocolError, ShopSyncError
 from .schema import Schema
-from .status import PullProgress, SyncResult
+from .status import PullProgress, SyncResult, UnreadableRow
 from .store import LocalStore
 from .transport import Transport
 
@@ -100,7 +100,7 @@ class Puller:
                     result.errors.append(exc)
                     return
             with store.transaction():
-                apply_changes(store, changes)
+                apply_changes(store, changes, result.unreadable)
                 if self.page_hook is not None:
                     self.page_hook(page)
                 store.set_meta("cursor", int(page["cursor"]))
@@ -115,7 +115,8 @@ class Puller:
                 return
 
 
-def apply_changes(store: LocalStore, changes: list[dict[str, Any]]) -> None:
+def apply_changes(store: LocalStore, changes: list[dict[str, Any]],
+                  unreadable: list[UnreadableRow] | None = None) -> None:
     """Apply a pull page (inside its transaction): what ``adopt_server_row`` does for each change,
     set-wise.
 
@@ -123,10 +124,15 @@ def apply_changes(store: LocalStore, changes: list[dict[str, Any]]) -> None:
     ``adopt_server_row`` would keep). Rows with queued events or an open conflict go through
     ``adopt_server_row``; the rest (an initial pull: all of them) are written with one
     ``executemany`` per table and column set, after one query each for what the store holds of them.
+
+    A row holding a value this client cannot read is skipped and appended to ``unreadable`` (the
+    rest of the page applies); without a list to report into, it raises InvalidValueError.
     """
     by_table: dict[str, dict[str, dict[str, Any]]] = {}
+    seqs: dict[tuple[str, str], Any] = {}
     for change in changes:
         by_table.setdefault(change["table"], {})[str(change["row_id"])] = change["row"]
+        seqs[(change["table"], str(change["row_id"]))] = change.get("seq")
     for table, rows in by_table.items():
         spec = store.schema.tables.get(table)
         if spec is None:
@@ -137,7 +143,15 @@ def apply_changes(store: LocalStore, changes: list[dict[str, Any]]) -> None:
         groups: dict[tuple[str, ...], list[list[Any]]] = {}
         unbase: list[str] = []
         for row_id, wire in rows.items():
-            values = spec.stored_from_wire(wire)
+            try:
+                values = spec.stored_from_wire(wire)
+            except (ShopSyncError, ValueError, TypeError, OverflowError) as exc:
+                if unreadable is None:
+                    raise
+                seq = seqs.get((table, row_id))
+                unreadable.append(UnreadableRow(table, row_id, int(seq) if seq is not None else None,
+                                                getattr(exc, "message", None) or str(exc)))
+                continue
             if row_id in special:
                 store.adopt_server_row(table, row_id, values)
                 continue

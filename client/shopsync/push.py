@@ -12,8 +12,8 @@ from typing import Any
 
 from .errors import ProtocolError, RateLimitedError, ShopSyncError
 from .outbox import OutboxEntry
-from .schema import TableSpec, utc_now_iso
-from .status import Rejection, SyncResult
+from .schema import TableSpec, unsendable, utc_now_iso
+from .status import Rejection, SyncResult, UnreadableRow
 from .store import LocalStore
 from .transport import Transport
 
@@ -36,12 +36,24 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
             entries = store.outbox.batch(batch_size, after)
         if not entries:
             return None
+        # An event holding text Postgres cannot take (NUL, a lone surrogate: queued by an older
+        # client) would make the server refuse the whole body, for good: it is rejected here instead.
+        events = [e.to_event() for e in entries]
+        poison = {i: why for i, ev in enumerate(events) if (why := unsendable(ev)) is not None}
+        sent = [e for i, e in enumerate(entries) if i not in poison]
         try:
-            answer = transport.call("sync_push", {
-                "p_device_id": store.device_id, "p_events": [e.to_event() for e in entries]})
-            results = answer["results"]
-            if len(results) != len(entries):
-                raise ProtocolError(f"sync_push answered {len(results)} results for {len(entries)} events")
+            results: list[dict[str, Any]] = []
+            if sent:
+                answer = transport.call("sync_push", {
+                    "p_device_id": store.device_id, "p_events": [ev for i, ev in enumerate(events) if i not in poison]})
+                results = answer["results"]
+                if len(results) != len(sent):
+                    raise ProtocolError(f"sync_push answered {len(results)} results for {len(sent)} events")
+            if poison:
+                answered = iter(results)
+                results = [{"event_id": e.event_id, "status": "rejected", "reason": "invalid_value",
+                            "message": poison[i], "version": None, "server_row": None}
+                           if i in poison else next(answered) for i, e in enumerate(entries)]
         except ShopSyncError as exc:
             # push_in_progress (another push of this device still running) is retried at once.
             limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
@@ -137,7 +149,7 @@ def _apply_result(store: LocalStore, entry: OutboxEntry, res: dict[str, Any], re
     elif effective == "conflict":
         if status != "duplicate":
             result.conflicts += 1
-        _on_conflict(store, spec, entry, res)
+        _on_conflict(store, spec, entry, res, result)
     else:
         result.rejected += 1
         reason = str(res.get("reason") or "rejected")
@@ -151,9 +163,15 @@ def _apply_result(store: LocalStore, entry: OutboxEntry, res: dict[str, Any], re
                                           "last_error": f"{reason}: {message}" if message else reason})
 
 
-def _on_conflict(store: LocalStore, spec: TableSpec, entry: OutboxEntry, res: dict[str, Any]) -> None:
+def _on_conflict(store: LocalStore, spec: TableSpec, entry: OutboxEntry, res: dict[str, Any],
+                 result: SyncResult) -> None:
     reason = str(res.get("reason") or "conflict")
-    server_row = spec.stored_from_wire(res["server_row"]) if res.get("server_row") else None
+    try:
+        server_row = spec.stored_from_wire(res["server_row"]) if res.get("server_row") else None
+    except (ShopSyncError, ValueError, TypeError, OverflowError) as exc:
+        # A server row this client cannot read: the conflict is logged without it, and reported.
+        server_row = None
+        result.unreadable.append(UnreadableRow(spec.name, entry.row_id, None, getattr(exc, "message", str(exc))))
     if entry.op == "delete":
         local_values = {"deleted_at": spec.column("deleted_at").to_stored(entry.client_ts)}
     else:

@@ -25,7 +25,8 @@ from typing import Any
 
 from .errors import InvalidValueError, SchemaError
 
-__all__ = ["ColumnSpec", "TableSpec", "Schema", "utc_now_iso", "normalize_timestamp"]
+__all__ = ["ColumnSpec", "TableSpec", "Schema", "utc_now_iso", "normalize_timestamp", "check_readable_text",
+           "unsendable"]
 
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
 _KINDS = {
@@ -37,7 +38,57 @@ _KINDS = {
 
 def utc_now_iso() -> str:
     """Now, as the UTC ISO-8601 text the store keeps timestamps in."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _utc_text(datetime.now(timezone.utc))
+
+
+def _utc_text(dt: datetime) -> str:
+    # %Y is not zero-padded below year 1000 on every platform: the year is written here.
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S.%fZ")
+
+
+# Text no client can carry through Postgres: NUL (jsonb and text refuse it, so the whole push body
+# would be refused) and lone surrogates (not Unicode scalar values: not valid UTF-8 either).
+_UNREADABLE = re.compile("[\x00\ud800-\udfff]")
+
+# Integer columns' ranges; floating point columns' (finite, non-zero magnitudes) as Postgres holds them.
+_INT_RANGE = {"smallint": 1 << 15, "integer": 1 << 31, "bigint": 1 << 63}
+_FLOAT_RANGE = {"real": (1.175494351e-38, 3.4028234e38), "double precision": (2.2250738585072014e-308, math.inf)}
+
+
+def check_readable_text(value: str, what: str) -> str:
+    """``value``, or InvalidValueError (``invalid_value``) if it holds NUL or a lone surrogate."""
+    m = _UNREADABLE.search(value)
+    if m is not None:
+        kind = "a NUL character" if m.group() == "\x00" else "a lone surrogate"
+        raise InvalidValueError(f"{what} contains {kind} (at {m.start()}): no client could read it back",
+                                reason="invalid_value")
+    return value
+
+
+def _check_json(value: Any, what: str, depth: int = 0) -> None:
+    if isinstance(value, str):
+        check_readable_text(value, what)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValueError(f"{what} holds {value!r}: JSON has no such number", reason="invalid_value")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_readable_text(str(k), what)
+            _check_json(v, what, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_json(v, what, depth + 1)
+
+
+def unsendable(event: dict[str, Any]) -> str | None:
+    """Why an outbox event cannot be sent (text Postgres' jsonb refuses, which would refuse the whole
+    push body), or None. Such events are rejected locally (``invalid_value``); the store refuses
+    these values at write time, so only events queued by an older client can hold them."""
+    try:
+        _check_json(event, f"{event.get('table')}.{event.get('row_id')}")
+    except InvalidValueError as exc:
+        return exc.message
+    return None
 
 
 # What Postgres writes for a timestamptz in JSON when the session is in UTC, with microseconds:
@@ -49,6 +100,7 @@ def normalize_timestamp(value: Any) -> str:
     """A datetime or ISO-8601 text as UTC ISO-8601 text with microseconds and ``Z``."""
     if isinstance(value, str) and _PG_UTC_MICROS(value):
         return value[:26] + "Z"
+    # Years 1 to 9999 in UTC: what every client (and Python's datetime) can hold.
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
@@ -60,7 +112,10 @@ def normalize_timestamp(value: Any) -> str:
         raise InvalidValueError(f"not a timestamp: {value!r}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return _utc_text(dt.astimezone(timezone.utc))
+    except OverflowError as exc:
+        raise InvalidValueError(f"{value!r} is outside the years 1 to 9999 in UTC", reason="invalid_value") from exc
 
 
 @dataclass(frozen=True)
@@ -76,6 +131,11 @@ class ColumnSpec:
     def kind(self) -> str:
         """How values of this column are handled; uuid, text, varchar and anything else are text."""
         return "numeric" if _NUMERIC.match(self.type) else _KINDS.get(self.type, "text")
+
+    @cached_property
+    def precision(self) -> int | None:
+        m = _NUMERIC.match(self.type)
+        return int(m.group(1)) if m and m.group(1) else None
 
     @cached_property
     def scale(self) -> int | None:
@@ -98,10 +158,25 @@ class ColumnSpec:
             raise InvalidValueError(f"{self.name} expects a finite number, not {value!r}")
         scale = self.scale
         if scale is None:
-            return str(d.normalize()) if from_wire else str(d)
-        q = d.quantize(Decimal(1).scaleb(-scale))
+            if from_wire:
+                return str(d.normalize())
+            # What the server accepts for a numeric without a precision: up to 30 digits each side.
+            text = format(d, "f")
+            whole, _, frac = text.lstrip("-").partition(".")
+            if len(whole) > 30 or len(frac) > 30:
+                raise InvalidValueError(f"{self.name} ({self.type}) holds at most 30 digits before and after the "
+                                        f"point, not {value!r}", reason="invalid_value")
+            return text
+        try:
+            q = d.quantize(Decimal(1).scaleb(-scale))
+        except InvalidOperation:
+            q = None
         if q != d:
             raise InvalidValueError(f"{self.name} ({self.type}) cannot hold {value!r} without rounding")
+        precision = self.precision
+        if not from_wire and precision is not None and abs(q) >= Decimal(10) ** (precision - scale):
+            raise InvalidValueError(f"{self.name} ({self.type}) cannot hold {value!r}: too many digits",
+                                    reason="invalid_value")
         return str(q)
 
     def to_stored(self, value: Any, *, from_wire: bool = False) -> Any:
@@ -120,28 +195,46 @@ class ColumnSpec:
                 raise InvalidValueError(f"{self.name} expects an integer, not {value!r}") from exc
             if Decimal(str(value)) != as_int:
                 raise InvalidValueError(f"{self.name} expects an integer, not {value!r}")
+            bound = _INT_RANGE.get(self.type)
+            if bound is not None and not -bound <= as_int < bound:
+                raise InvalidValueError(f"{self.name} ({self.type}) cannot hold {value!r}", reason="invalid_value")
             return as_int
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise InvalidValueError(f"{self.name} expects a boolean, not {value!r}")
             return int(value)
         if kind == "json":
+            if not from_wire:
+                _check_json(value, self.name)
             return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
         if kind == "timestamp":
             return normalize_timestamp(value)
         if kind == "date":
             if isinstance(value, date) and not isinstance(value, datetime):
                 return value.isoformat()
-            return str(value)[:10]
+            text = str(value)
+            try:
+                date.fromisoformat(text[:10])
+            except ValueError:
+                ok = False
+            else:  # a date, or the date of a timestamp; never a BC date (Postgres writes "... BC")
+                ok = len(text) == 10 or (text[10] in "Tt " and not text.endswith("BC"))
+            if not ok:
+                raise InvalidValueError(f"{self.name} expects a date (years 1 to 9999), not {value!r}",
+                                        reason="invalid_value")
+            return text[:10]
         if kind == "real":
             if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not math.isfinite(float(value)):
                 raise InvalidValueError(f"{self.name} expects a number, not {value!r}")
+            low, high = _FLOAT_RANGE.get(self.type, (0.0, math.inf))
+            if value != 0 and not low <= abs(float(value)) <= high:
+                raise InvalidValueError(f"{self.name} ({self.type}) cannot hold {value!r}", reason="invalid_value")
             return float(value)
         if not isinstance(value, str):
             if self.type == "uuid" or from_wire:
                 return str(value)
             raise InvalidValueError(f"{self.name} expects text, not {value!r}")
-        return value
+        return check_readable_text(value, self.name)
 
     @cached_property
     def from_wire(self) -> Callable[[Any], Any]:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .errors import ShopSyncError
 
-__all__ = ["SyncResult", "SyncStatus", "Rejection", "PullProgress"]
+__all__ = ["SyncResult", "SyncStatus", "Rejection", "PullProgress", "UnreadableRow"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,19 @@ class Rejection:
     op: str
     reason: str
     message: str | None
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A server row this client could not read (a value outside what it can hold, such as a BC
+    timestamp stored before the server refused them). The row was skipped: the rest of its page
+    applied and the cursor moved past it. ``seq`` is its change-log entry (None for the server row of
+    a push conflict); the row comes again when the server next changes it, or on a full re-pull."""
+
+    table: str
+    row_id: str
+    seq: int | None
+    message: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class SyncResult:
 
     Counts are per event (``pushed`` = events the server answered) and per pulled change.
     ``errors`` holds whole-call failures (the outbox was left as it was); ``ok`` is True without.
+    ``unreadable`` lists server rows this client could not read and skipped (see
+    :class:`UnreadableRow`); they do not make the sync fail.
     """
 
     pushed: int = 0
@@ -54,6 +69,7 @@ class SyncResult:
     resets: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     errors: list[ShopSyncError] = field(default_factory=list)
+    unreadable: list[UnreadableRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

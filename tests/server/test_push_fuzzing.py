@@ -59,6 +59,13 @@ BAD_TIMESTAMPS: list[Any] = [
     "0000-01-01", "2025/01/01", "01.01.2025", "", 1_700_000_000, True, [], {"at": "2025-01-01"},
 ]
 
+# Poison values: well-formed timestamps outside 0001-01-01 .. 9999-12-31 UTC once the offset (or the
+# rounding of a seventh fractional digit) is applied; no client could read them back.
+OUT_OF_RANGE_TIMESTAMPS = ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "0000-06-01T00:00:00Z",
+                           "9999-12-31T23:59:59.9999999Z", "0001-01-01T00:00:00+00:30"]
+# The row limit during the run (sync_max_row_bytes), below the gateway's body limit.
+ROW_LIMIT = 300_000
+
 
 @dataclass
 class Expect:
@@ -202,7 +209,7 @@ def _m_row_id(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[st
 
 
 def _m_client_ts(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[str]]:
-    ev["client_ts"] = g.r.choice(BAD_TIMESTAMPS)
+    ev["client_ts"] = g.r.choice(BAD_TIMESTAMPS + OUT_OF_RANGE_TIMESTAMPS)
     return ev, "invalid_client_ts", REJ
 
 
@@ -319,7 +326,7 @@ def _m_invoice_value(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, froze
     data: dict[str, Any] = {"series": "FZ", "number": 1, "issued_at": TS, "lines": [], "subtotal": 0, "tax": 0,
                             "total": 0, "prev_hash": "0" * 64, "hash": "0" * 64}
     col, bad = g.r.choice([
-        ("issued_at", g.r.choice(BAD_TIMESTAMPS[:17])), ("number", g.r.choice([1e30, 2**63, "1", -2**64, 1.5])),
+        ("issued_at", g.r.choice(BAD_TIMESTAMPS[:17] + OUT_OF_RANGE_TIMESTAMPS)), ("number", g.r.choice([1e30, 2**63, "1", -2**64, 1.5])),
         ("subtotal", g.r.choice([1e15, "x", "0.001"])),
     ])
     data[col] = bad
@@ -345,6 +352,12 @@ def _m_raw_number(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozense
     col = {"customers": "name", "products": "price", "shop_settings": "key", "orders": "total"}[ev["table"]]
     ev["data"][col] = raw(g.r.choice(RAW_NUMBERS))
     return ev, "invalid_value", REJ
+
+
+def _m_row_too_large(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[str]]:
+    col = {"customers": "name", "products": "name", "shop_settings": "value", "orders": "order_code"}[ev["table"]]
+    ev["data"][col] = "x" * (ROW_LIMIT + 1) if col != "value" else ["x" * 1000] * (ROW_LIMIT // 1000 + 1)
+    return ev, "row_too_large", REJ
 
 
 def _m_not_found(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[str]]:
@@ -377,7 +390,7 @@ MUTATIONS: list[tuple[str, Mutation]] = [
     ("system_column", _m_system_column), ("wrong_type", _m_wrong_type), ("null", _m_null), ("missing", _m_missing),
     ("check", _m_check), ("reference", _m_reference), ("invoice_value", _m_invoice_value),
     ("not_found", _m_not_found), ("base_ahead", _m_base_ahead), ("foreign_update", _m_foreign_update),
-    ("foreign_insert", _m_foreign_insert), ("raw_number", _m_raw_number),
+    ("foreign_insert", _m_foreign_insert), ("raw_number", _m_raw_number), ("row_too_large", _m_row_too_large),
 ]
 
 
@@ -430,7 +443,8 @@ def run() -> Iterator[Run]:
             httpx.Client(base_url=settings.api_url, timeout=120, headers={
                 "apikey": settings.anon_key, "Content-Type": "application/json",
                 "Authorization": f"Bearer {mint_user_token(settings, 'owner@shop-a.test')}"}) as http, \
-            config_value(pg, "push_calls_per_minute", "1000000"):
+            config_value(pg, "push_calls_per_minute", "1000000"), \
+            config_value(pg, "sync_max_row_bytes", str(ROW_LIMIT)):
         seats = pg.execute("select shop_id, max_devices from public.licenses").fetchall()
         pg.execute("update public.licenses set max_devices = 10000")
         try:
