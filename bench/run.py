@@ -45,12 +45,17 @@ from shopsync_stack.settings import StackSettings, load_settings  # noqa: E402
 # Sizes of the full run and of the quick one (which only proves the benchmark still runs).
 FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,
         "history_big": 1_000_000, "history_small": 1_000, "tip": 100, "tip_repeats": 21,
-        "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500}
+        "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500,
+        "backlog": 16_000, "backlog_elsewhere": 60_000}
 QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
          "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
-         "rls_repeats": 3, "conc_total": 320, "conc_batch": 500}
+         "rls_repeats": 3, "conc_total": 320, "conc_batch": 500,
+         "backlog": 320, "backlog_elsewhere": 1_200}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
+# The tables a push reads and writes by shop: analyzed before each measured phase whose baseline must
+# be in the same state (what autovacuum does at its own moment, done at a known one).
+PUSH_TABLES = ("shopsync.push_results", "shopsync.change_log", "shopsync.shop_cursor", "public.customers")
 CONC_DEVICES = (1, 4, 16)
 
 CUSTOMER_COLS = ("id", "shop_id", "customer_code", "name", "email", "phone", "notes", "version", "created_at",
@@ -478,12 +483,23 @@ def conc_worker(settings: StackSettings, path: str, token: str, n: int, batch: i
         q.put({"t0": 0, "t1": 0, "events": n, "applied": 0, "errors": n, "messages": [repr(exc)]})
 
 
+def analyze_push_tables(b: Bench) -> None:
+    for t in PUSH_TABLES:
+        b.conn.execute(f"analyze {t}")
+
+
 def bench_concurrency(b: Bench) -> dict[str, Any]:
-    shop, email = b.make_shop("conc")
-    token = b.token(email)
+    """k devices of a new shop push conc_total events between them. Every phase starts in the same
+    state: its own new shop, statistics fresh (analyzed just before), so the ratios compare
+    concurrency and nothing else (before issue 13 the one-device phase ran first into an empty shop
+    with stale statistics and measured the planner's cliff)."""
     ctx = mp.get_context("fork")
-    out: dict[str, Any] = {"total_events": b.sizes["conc_total"], "batch_size": b.sizes["conc_batch"]}
+    out: dict[str, Any] = {"total_events": b.sizes["conc_total"], "batch_size": b.sizes["conc_batch"],
+                           "note": "each phase: its own new shop, push tables analyzed just before"}
     for k in CONC_DEVICES:
+        shop, email = b.make_shop(f"conc{k}")
+        token = b.token(email)
+        analyze_push_tables(b)
         per = b.sizes["conc_total"] // k
         barrier, q = ctx.Barrier(k), ctx.Queue()
         procs = [ctx.Process(target=conc_worker, args=(b.settings, str(b.tmp / f"conc-{k}-{i}.db"), token, per,
@@ -504,10 +520,52 @@ def bench_concurrency(b: Bench) -> dict[str, Any]:
     return out
 
 
+# -- 6. a device's backlog (issue 13: no cliff) ------------------------------------------------------
+def push_backlog(b: Bench, tag: str, n: int, batch: int) -> dict[str, Any]:
+    """One device of a new shop pushes n queued events, batch by batch, through the gateway."""
+    shop, email = b.make_shop(tag)
+    client = b.device(tag, email, batch_size=batch)
+    client.register()
+    queue_customers(client, n, tag)
+    t0 = time.perf_counter()
+    r = client.push()
+    dt = time.perf_counter() - t0
+    errors = len(r.errors) + r.rejected + r.conflicts + (n - r.applied)
+    client.store.close()
+    return {"events": n, "batch_size": batch, "seconds": dt, "events_per_s": rate(n, dt), "errors": errors}
+
+
+def bench_backlog_fresh(b: Bench) -> dict[str, Any]:
+    """The baseline: a new shop's backlog on a fresh stack (the run's first measurement; `make bench`
+    resets the stack before it)."""
+    analyze_push_tables(b)
+    res = push_backlog(b, "backlog-fresh", b.sizes["backlog"], b.sizes["conc_batch"])
+    log(f"backlog on a fresh stack: {res['events']} events in {res['seconds']:.2f}s = {res['events_per_s']:,.0f}/s")
+    return res
+
+
+def bench_backlog_after(b: Bench, fresh: dict[str, Any]) -> dict[str, Any]:
+    """The same backlog right after backlog_elsewhere events of another shop, with the statistics
+    taken then (what autovacuum does after such a burst): the state that made pushes crawl."""
+    elsewhere = push_backlog(b, "backlog-elsewhere", b.sizes["backlog_elsewhere"], 1000)
+    log(f"backlog elsewhere: {elsewhere['events']} events of another shop in {elsewhere['seconds']:.2f}s")
+    analyze_push_tables(b)
+    res = push_backlog(b, "backlog-after", b.sizes["backlog"], b.sizes["conc_batch"])
+    ratio = res["events_per_s"] / fresh["events_per_s"]
+    log(f"backlog after {elsewhere['events']} elsewhere: {res['events']} events in {res['seconds']:.2f}s"
+        f" = {res['events_per_s']:,.0f}/s ({ratio:.2f}x the fresh stack)")
+    return {"fresh": fresh, "after_elsewhere": res, "elsewhere_events": elsewhere["events"],
+            "ratio_after_vs_fresh": ratio,
+            "note": ("one device of a new shop pushes its queued events (batch "
+                     f"{b.sizes['conc_batch']}): first on the fresh stack, then right after "
+                     f"{elsewhere['events']:,} events of another shop with the statistics analyzed then")}
+
+
 # -- report ------------------------------------------------------------------------------------------
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
-    p, pl, h, rl, c = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"]
+    p, pl, h, rl, c, bl = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"], r["backlog"]
     t = [
+        ("new shop's backlog after 60k elsewhere / fresh", bl["ratio_after_vs_fresh"], ">=", 0.8),
         ("push batch 500 events/s", p["batch_500"]["events_per_s"], ">=", 20_000),
         ("push batch 500 / batch 1", p["ratio_500_vs_1"], ">=", 50),
         ("push batch 500 / raw insert", p["ratio_500_vs_raw"], ">=", 0.3),
@@ -558,6 +616,12 @@ def table(r: dict[str, Any]) -> str:
         x = c[f"devices_{k}"]
         lines.append((f"{k} device(s) pushing, batch {c['batch_size']}", f"{fmt(x['events_per_s'])} ev/s,"
                       f" {x['errors']} errors", "1 device", fmt(x["events_per_s"] / c["devices_1"]["events_per_s"])))
+    bl = r["backlog"]
+    lines.append((f"new shop's backlog {bl['after_elsewhere']['events']:,} events after {bl['elsewhere_events']:,}"
+                  " elsewhere", f"{fmt(bl['after_elsewhere']['events_per_s'])} ev/s", "fresh stack",
+                  fmt(bl["ratio_after_vs_fresh"])))
+    lines.append((f"new shop's backlog {bl['fresh']['events']:,} events, fresh stack",
+                  f"{fmt(bl['fresh']['events_per_s'])} ev/s", "", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 500", f"{fmt(m['page_500_rows_total']['peak_rss_mib'])} MiB"
                   f" (+{fmt(m['page_500_rows_total']['rss_growth_mib'])})", "", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 2000",
@@ -592,7 +656,8 @@ REQUIRED = [
     ("concurrency", "devices_4", "events_per_s"), ("concurrency", "devices_16", "events_per_s"),
     ("concurrency", "devices_16", "errors"), ("concurrency", "ratio_16_vs_1"),
     ("memory", "page_500_rows_total", "peak_rss_mib"), ("memory", "page_2000_rows_total", "peak_rss_mib"),
-    ("memory", "page_500_small_total", "peak_rss_mib"), ("targets",),
+    ("memory", "page_500_small_total", "peak_rss_mib"), ("backlog", "fresh", "events_per_s"),
+    ("backlog", "after_elsewhere", "events_per_s"), ("backlog", "ratio_after_vs_fresh"), ("targets",),
 ]
 
 
@@ -604,7 +669,7 @@ def missing_figures(r: dict[str, Any]) -> list[str]:
         for key in path:
             v = v.get(key) if isinstance(v, dict) else None
         ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
-            isinstance(v, list) and len(v) == 10 if path == ("targets",) else
+            isinstance(v, list) and len(v) == 11 if path == ("targets",) else
             isinstance(v, (int, float)) and v == v)
         if not ok:
             missing.append(".".join(path))
@@ -633,7 +698,7 @@ def machine() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds; checks every figure is produced")
-    ap.add_argument("--only", help="comma-separated parts: push,pull,history,rls,concurrency (default all)")
+    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency (default all)")
     ap.add_argument("--no-print-json", action="store_true", help="print the table only (the JSON is still written)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -645,7 +710,7 @@ def main() -> int:
         return 0
     settings = load_settings(ROOT / ".env")
     sizes = QUICK if args.quick else FULL
-    parts = set((args.only or "push,pull,history,rls,concurrency").split(","))
+    parts = set((args.only or "backlog,push,pull,history,rls,concurrency").split(","))
     started = time.perf_counter()
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "started_at": datetime.now(timezone.utc).isoformat(), "sizes": sizes,
@@ -653,9 +718,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="shopsync-bench-") as tmp:
         b = Bench(settings, sizes, Path(tmp))
         results["machine"]["postgres"] = b.conn.execute("show server_version").fetchone()[0]
+        fresh: dict[str, Any] = {}
         with raised_limits(b.conn):
+            if "backlog" in parts:  # first: its baseline is the fresh stack
+                fresh = bench_backlog_fresh(b)
             if "push" in parts:
                 results["push"] = bench_push(b)
+            if "backlog" in parts:
+                results["backlog"] = bench_backlog_after(b, fresh)
             if "concurrency" in parts:  # before the million-entry history exists (see bench_history)
                 results["concurrency"] = bench_concurrency(b)
             if "pull" in parts or "rls" in parts:
@@ -668,7 +738,7 @@ def main() -> int:
     results.get("pull", {}).pop("_shop", None)
     results.get("pull", {}).pop("_email", None)
     results["duration_s"] = time.perf_counter() - started
-    complete = parts >= {"push", "pull", "history", "rls", "concurrency"}
+    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency"}
     if complete:
         results["targets"] = targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
