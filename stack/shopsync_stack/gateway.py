@@ -44,7 +44,7 @@ Limits and timeouts come from the environment (bytes / seconds):
 ``SHOPSYNC_GATEWAY_BODY_LIMIT``        8 MiB      request body, callers with a token of another
                                                   role than ``anon``
 ``SHOPSYNC_GATEWAY_ANON_BODY_LIMIT``   64 KiB     request body, callers with no token or the anon
-                                                  key (anon may call ``health`` and ``whoami``)
+                                                  key (anon may call only ``health``)
 ``SHOPSYNC_GATEWAY_HEADER_TIMEOUT``    10         from a request's first byte to its last header
 ``SHOPSYNC_GATEWAY_READ_TIMEOUT``      10         longest silence while a body is read
 ``SHOPSYNC_GATEWAY_BODY_TIMEOUT``      60         the whole body
