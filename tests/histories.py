@@ -110,6 +110,9 @@ class Recorder:
         self.events: dict[str, dict[str, Any]] = {}
         self.answers: dict[str, list[dict[str, Any]]] = {}
 
+    def __getattr__(self, name: str) -> Any:  # a transparent wrapper: the rest is the inner transport's
+        return getattr(self.__dict__["inner"], name)
+
     def call(self, fn: str, params: dict[str, Any]) -> Any:
         if fn == "sync_push":
             for ev in params["p_events"]:

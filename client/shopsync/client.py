@@ -21,7 +21,7 @@ from .push import push_all, rate_window_end
 from .schema import utc_now_iso
 from .status import PullProgress, SyncResult, SyncStatus
 from .store import LocalStore
-from .transport import SupabaseTransport, TokenSource, Transport, bind_device_secret
+from .transport import SupabaseTransport, TokenSource, Transport
 
 __all__ = ["SyncClient"]
 
@@ -65,7 +65,9 @@ class SyncClient:
             raise ValueError("batch_size must be 1..1000 (the server takes at most 1000 events a call)")
         self.store = store
         self.transport = transport
-        bind_device_secret(transport, lambda: store.device_secret)
+        use_device_secret = getattr(transport, "use_device_secret", None)
+        if callable(use_device_secret):  # a transport that sends the secret (SupabaseTransport)
+            use_device_secret(lambda: store.device_secret)
         self.device_name = device_name or f"shopsync-{store.device_prefix}"
         self.platform = platform
         self.batch_size = batch_size

@@ -5,7 +5,8 @@ faults (a response lost after the server committed).
 
 Device RPCs (:data:`DEVICE_RPCS`) carry the device's secret in the ``x-device-secret`` header
 (docs/protocol.md): :class:`SyncClient` hands the transport a callable reading it from the store
-(``use_device_secret``), so a rotated or newly issued secret is used from the next call on.
+(``use_device_secret``), so a rotated or newly issued secret is used from the next call on. A
+transport wrapper that should pass the secret on delegates the attribute to what it wraps.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Any, Protocol
 
 from .errors import AuthError, ShopSyncError, TransportError, error_from_response
 
-__all__ = ["Transport", "SupabaseTransport", "TokenSource", "DEVICE_RPCS", "DEVICE_SECRET_HEADER",
-           "bind_device_secret"]
+__all__ = ["Transport", "SupabaseTransport", "TokenSource", "DEVICE_RPCS", "DEVICE_SECRET_HEADER"]
 
 TokenSource = str | Callable[[], str]
 
@@ -114,16 +114,3 @@ class SupabaseTransport:
             except AuthError as again:
                 raise again from exc
 
-
-def bind_device_secret(transport: Any, source: Callable[[], str | None]) -> bool:
-    """Give ``source`` to the first transport in the ``inner`` chain of wrappers that takes a
-    device secret (``use_device_secret``); False when none does."""
-    seen = 0
-    while transport is not None and seen < 16:
-        bind = getattr(transport, "use_device_secret", None)
-        if callable(bind):
-            bind(source)
-            return True
-        transport = getattr(transport, "inner", None)
-        seen += 1
-    return False

@@ -75,6 +75,9 @@ def test_a_failing_sync_backs_off_and_sync_now_still_runs(make_device: Any) -> N
             self.inner = inner
             self.online = True
 
+        def __getattr__(self, name: str) -> Any:  # transparent: the rest is the inner transport's
+            return getattr(self.__dict__["inner"], name)
+
         def call(self, fn: str, params: dict[str, Any]) -> Any:
             if not self.online:
                 raise TransportError("network is unreachable", reason="network")

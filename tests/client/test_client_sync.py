@@ -267,6 +267,9 @@ class DropFirstPushResponse:
         self.inner = inner
         self.dropped = 0
 
+    def __getattr__(self, name: str) -> Any:  # a transparent wrapper: the rest is the inner transport's
+        return getattr(self.__dict__["inner"], name)
+
     def call(self, fn: str, params: dict[str, Any]) -> Any:
         answer = self.inner.call(fn, params)
         if fn == "sync_push" and not self.dropped:

@@ -113,6 +113,8 @@ CHILD = textwrap.dedent("""
     class Marking:
         def __init__(self, inner):
             self.inner = inner
+        def __getattr__(self, name):  # transparent: the device secret reaches the inner transport
+            return getattr(self.__dict__["inner"], name)
         def call(self, fn, params):
             print("mark call", fn, flush=True)
             out = self.inner.call(fn, params)
