@@ -11,7 +11,7 @@ from .conflicts import Conflict
 from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
-from .status import PullProgress, Rejection, SyncResult, SyncStatus, UnreadableRow
+from .status import PullProgress, Rejection, Repair, SyncResult, SyncStatus, UnreadableRow
 from .store import SYNC_STATES, LocalStore, QueueSummary
 from .transport import SupabaseTransport, Transport
 
@@ -26,6 +26,7 @@ __all__ = [
     "Conflict",
     "Rejection",
     "UnreadableRow",
+    "Repair",
     "PullProgress",
     "OutboxEntry",
     "Schema",

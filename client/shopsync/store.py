@@ -354,6 +354,77 @@ class LocalStore:
         values["last_error"] = None if state == "synced" else (cur or {}).get("last_error")
         self.write_row(table, values)
 
+    # -- verification (checksums.py, verify.py) ------------------------------------------------------
+    def verification_rows(self, table: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The server's rows as this device holds them (stored form): synced rows as they are, and for
+        rows with local values on top (queued events, open conflict) their base; plus the ids of
+        rows it cannot vouch for (local values on top and no base, or a rejected edit shown)."""
+        spec = self.table(table)
+        names = [c.name for c in spec.columns]
+        cols = ", ".join(f"t.{_q(c)}" for c in names)
+        with self._lock:
+            rows = self._conn.execute(
+                f"select {cols}, t.sync_state, b.row,"
+                " exists (select 1 from _outbox as o where o.table_name = ? and o.row_id = t.id)"
+                " or exists (select 1 from _conflicts as c where c.table_name = ? and c.row_id = t.id"
+                " and c.resolved_at is null)"
+                f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id",
+                (table, table, table)).fetchall()
+        vouched: list[dict[str, Any]] = []
+        unknown: list[str] = []
+        n = len(names)
+        for r in rows:
+            state, base, local = r[n], r[n + 1], r[n + 2]
+            if local and base is not None:
+                vouched.append(json.loads(base))
+            elif not local and state == "synced":
+                vouched.append(dict(zip(names, r[:n], strict=True)))
+            else:
+                unknown.append(str(r[0]))
+        return vouched, unknown
+
+    def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]]) -> int:
+        """Make this device's copy of ``table`` the server's live rows ``server_rows`` (id -> stored
+        row), in one transaction: rows with local values on top get the server row as their base
+        (queued events and open conflicts stay on top); the others are overwritten; live rows the
+        server does not have are dropped (unless they carry local values or a rejected edit).
+        Returns how many rows changed."""
+        spec = self.table(table)
+        names = [c.name for c in spec.columns]
+        fixed = 0
+        with self.transaction():
+            local = {r["id"]: r for r in self.stored_rows(table)}
+            busy = self.rows_with_local_changes(table, set(local) | set(server_rows))
+            for row_id, server in server_rows.items():
+                cur = local.get(row_id)
+                if row_id in busy:
+                    if self.bases.get(table, row_id) != server:
+                        fixed += 1
+                    values = dict(server)
+                    conflict = self.conflict_log.open_for_row(table, row_id)
+                    if conflict:
+                        values.update(conflict["local_values"])
+                    values.update(self.pending_overlay(table, row_id))
+                    self.bases.put(table, row_id, server)
+                    state = self.row_state(table, row_id)
+                    values["sync_state"] = state
+                    values["last_error"] = (cur or {}).get("last_error") if state != "synced" else None
+                    self.write_row(table, values)
+                    continue
+                if cur is not None and cur["sync_state"] == "failed" and cur["version"] == server.get("version"):
+                    continue  # a rejected edit stays visible until the server has news
+                if cur is None or any(cur.get(c) != server.get(c) for c in names):
+                    fixed += 1
+                    self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced",
+                                           "last_error": None})
+            gone = [row_id for row_id, cur in local.items()
+                    if row_id not in server_rows and row_id not in busy and cur["deleted_at"] is None
+                    and cur["sync_state"] == "synced"]
+            self._conn.executemany(f"delete from {_q(table)} where id = ?", [(r,) for r in gone])
+            self.bases.drop(table, gone)
+            fixed += len(gone)
+        return fixed
+
     def forget_synced_rows(self) -> None:
         """Drop synced and failed rows, keep every row with queued events or an open conflict (and
         their bases), and set the cursor to 0: the next pull fills the file again."""
