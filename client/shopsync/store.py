@@ -383,12 +383,13 @@ class LocalStore:
                 unknown.append(str(r[0]))
         return vouched, unknown
 
-    def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]]) -> int:
+    def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]], *,
+                     keep: Iterable[str] = ()) -> int:
         """Make this device's copy of ``table`` the server's live rows ``server_rows`` (id -> stored
         row), in one transaction: rows with local values on top get the server row as their base
         (queued events and open conflicts stay on top); the others are overwritten; live rows the
-        server does not have are dropped (unless they carry local values or a rejected edit).
-        Returns how many rows changed."""
+        server does not have are dropped (unless they carry local values or a rejected edit, or are
+        in ``keep``). Returns how many rows changed."""
         spec = self.table(table)
         names = [c.name for c in spec.columns]
         fixed = 0
@@ -417,8 +418,10 @@ class LocalStore:
                     fixed += 1
                     self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced",
                                            "last_error": None})
+            kept = set(keep)
             gone = [row_id for row_id, cur in local.items()
-                    if row_id not in server_rows and row_id not in busy and cur["deleted_at"] is None
+                    if row_id not in server_rows and row_id not in busy and row_id not in kept
+                    and cur["deleted_at"] is None
                     and cur["sync_state"] == "synced"]
             self._conn.executemany(f"delete from {_q(table)} where id = ?", [(r,) for r in gone])
             self.bases.drop(table, gone)

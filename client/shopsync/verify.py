@@ -6,12 +6,14 @@ repair (``sync_report_repair``, shown in ``sync_metrics``).
 What the device vouches for is its copy of the server's rows: synced rows, and for rows with local
 values on top their base (:mod:`shopsync.bases`). Rows it cannot vouch for (queued edits without a
 known server copy, rejected edits still shown) are named to the server, which takes them out of its
-answer. Both sides count live rows only (tombstones do not count), hashed as
+answer, and so are rows it could not read (:class:`~shopsync.status.UnreadableRow`). Both sides
+count live rows only (tombstones do not count), hashed as
 :mod:`shopsync.checksums` describes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,7 @@ class Verifier:
         repaired: set[str] = set()
         try:
             for _ in range(self.rounds):
+                self.remember_unreadable(result.unreadable)
                 answer = self._checksums()
                 if answer is None:
                     return  # too many rows to name (a later sync checks), or an older server
@@ -99,12 +102,14 @@ class Verifier:
         exclude: dict[str, list[str]] = {}
         total = 0
         self._held = {}
+        unreadable = self._unreadable()
         for name in self.store.schema.tables:
             vouched, unknown = self.store.verification_rows(name)
-            self._held[name] = vouched
-            if unknown:
-                exclude[name] = unknown
-                total += len(unknown)
+            skipped = set(unreadable.get(name, ()))
+            self._held[name] = [r for r in vouched if str(r.get("id")) not in skipped] if skipped else vouched
+            if unknown or skipped:
+                exclude[name] = sorted(set(unknown) | skipped)
+                total += len(exclude[name])
         if total > MAX_UNVOUCHED:
             return None
         try:
@@ -117,6 +122,21 @@ class Verifier:
         if not isinstance(answer, dict) or not isinstance(answer.get("tables"), list):
             raise ProtocolError("sync_checksums answered an unexpected document", reason="invalid_response")
         return answer
+
+    def _unreadable(self) -> dict[str, list[str]]:
+        """Rows this device could not read (skipped by a pull or a repair; see UnreadableRow): it
+        cannot hold them, so they are named to the server like unvouched rows. Kept in the file."""
+        doc = json.loads(self.store.get_meta("unreadable_rows", "{}") or "{}")
+        return {str(k): [str(r) for r in v] for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+    def remember_unreadable(self, rows: list[UnreadableRow]) -> None:
+        if not rows:
+            return
+        doc = self._unreadable()
+        for r in rows:
+            if r.row_id not in doc.setdefault(r.table, []):
+                doc[r.table].append(r.row_id)
+        self.store.set_meta("unreadable_rows", json.dumps(doc, sort_keys=True))
 
     def _compare(self, answer: dict[str, Any]) -> list[_Mismatch] | None:
         """The tables whose checksums differ; None when the local schema lacks a hashed column."""
@@ -137,6 +157,7 @@ class Verifier:
     def _repair(self, m: _Mismatch, result: SyncResult) -> Repair:
         spec = self.store.table(m.table)
         rows: dict[str, dict[str, Any]] = {}
+        unreadable: list[UnreadableRow] = []
         after: str | None = None
         while True:
             page = self.transport.call("sync_table_rows", {
@@ -145,12 +166,16 @@ class Verifier:
                 try:
                     rows[str(wire["id"])] = spec.stored_from_wire(wire)
                 except (ShopSyncError, ValueError, TypeError, OverflowError) as exc:
-                    result.unreadable.append(UnreadableRow(m.table, str(wire.get("id")), None,
-                                                           getattr(exc, "message", None) or str(exc)))
+                    unreadable.append(UnreadableRow(m.table, str(wire.get("id")), None,
+                                                    getattr(exc, "message", None) or str(exc)))
             if not page.get("has_more"):
                 break
             after = str(page["next_after"])
-        fixed = self.store.repair_table(m.table, rows)
+        # A row this client cannot read keeps what the device holds of it (as a pull leaves it).
+        known = {(u.table, u.row_id) for u in result.unreadable}
+        result.unreadable.extend(u for u in unreadable if (u.table, u.row_id) not in known)
+        self.remember_unreadable(unreadable)
+        fixed = self.store.repair_table(m.table, rows, keep={u.row_id for u in unreadable})
         with self.store.transaction():
             self.store.set_meta("repairs", int(self.store.get_meta("repairs", "0") or 0) + 1)
             self.store.set_meta("last_repair_at", utc_now_iso())

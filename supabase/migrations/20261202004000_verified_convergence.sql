@@ -402,10 +402,12 @@ begin
       using errcode = 'PT400', detail = 'payload_too_large';
   end if;
 
+  -- (one primary-key lookup per named row)
   select string_agg(format(
-    'select %1$L::text as table_name, count(*) as n, coalesce(sum(%2$s), 0) as h from public.%1$I as r'
-    ' where r.shop_id = $1 and r.deleted_at is null'
-    ' and r.id = any (array(select x::uuid from jsonb_array_elements_text($2 -> %1$L) as x))',
+    'select %1$L::text as table_name, count(*) as n, coalesce(sum(l.h), 0) as h'
+    ' from (select distinct x.id::uuid as id from jsonb_array_elements_text($2 -> %1$L) as x (id)) as e'
+    ' cross join lateral (select %2$s as h from public.%1$I as r'
+    '  where r.id = e.id and r.shop_id = $1 and r.deleted_at is null offset 0) as l',
     f.table_name, f.hash_sql), ' union all ')
   into v_excluded
   from shopsync.checksum_forms as f

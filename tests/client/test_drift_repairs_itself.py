@@ -9,6 +9,7 @@ database browser would, and syncs through real HTTP.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -75,9 +76,10 @@ def test_a_stale_version_from_a_restored_backup_is_replaced(make_device: Any, sq
     dev = make_device("drift-stale")
     row = _a_synced_customer(dev)
     before = dev.store.stored_row("customers", row["id"])
-    sql("update public.customers set notes = 'newer on the server' where id = %s", (row["id"],))
+    notes = f"newer on the server {uuid.uuid4().hex[:8]}"
+    sql("update public.customers set notes = %s where id = %s", (notes, row["id"]))
     dev.client.sync().raise_for_errors()
-    assert dev.store.get("customers", row["id"])["notes"] == "newer on the server"
+    assert dev.store.get("customers", row["id"])["notes"] == notes
     # the row comes back from an old backup of the file: older version, older values, same cursor
     cols = [c for c in before if c not in ("id",)]
     _edit(dev, f"update customers set {', '.join(f'{c} = ?' for c in cols)} where id = ?",
@@ -85,7 +87,7 @@ def test_a_stale_version_from_a_restored_backup_is_replaced(make_device: Any, sq
     assert dev.store.get("customers", row["id"])["version"] == before["version"]
     assert _repaired(dev.client.sync(), "customers") == 1
     got = dev.store.get("customers", row["id"])
-    assert (got["notes"], got["version"]) == ("newer on the server", before["version"] + 1)
+    assert (got["notes"], got["version"]) == (notes, before["version"] + 1)
 
 
 def test_an_extra_row_the_server_never_had_is_dropped(make_device: Any) -> None:
@@ -103,7 +105,8 @@ def test_an_extra_row_the_server_never_had_is_dropped(make_device: Any) -> None:
 def test_queued_edits_survive_a_repair_and_still_reach_the_server(make_device: Any, sql: Any) -> None:
     dev = make_device("drift-queued")
     edited, tampered = dev.store.query("customers", {"sync_state": "synced"}, order_by="id", limit=2)
-    dev.store.update("customers", edited["id"], {"phone": "+49 30 1234"})
+    phone = f"+49 30 {uuid.uuid4().int % 10**8:08d}"  # new on every run (the stack may be reused)
+    dev.store.update("customers", edited["id"], {"phone": phone})
     created = dev.store.insert("customers", {"name": "Made offline"})
     # the edited row's server copy drifts on the device too, and another row is tampered with
     _edit(dev, "update customers set name = 'Tampered' where id in (?, ?)", (tampered["id"], edited["id"]))
@@ -112,10 +115,10 @@ def test_queued_edits_survive_a_repair_and_still_reach_the_server(make_device: A
     assert dev.store.outbox.count() == 2
     assert dev.store.get("customers", tampered["id"])["name"] == _server_customer(sql, tampered["id"])[0]
     kept = dev.store.get("customers", edited["id"])
-    assert (kept["phone"], kept["sync_state"]) == ("+49 30 1234", "pending_update")
+    assert (kept["phone"], kept["sync_state"]) == (phone, "pending_update")
     assert dev.store.get("customers", created["id"])["sync_state"] == "pending_create"
     # then the push goes through and everything verifies
     final = dev.client.sync().raise_for_errors()
     assert final.verified is True and final.repairs == []
-    assert sql("select phone from public.customers where id = %s", (edited["id"],)) == [("+49 30 1234",)]
+    assert sql("select phone from public.customers where id = %s", (edited["id"],)) == [(phone,)]
     assert sql("select count(*) from public.customers where id = %s", (created["id"],)) == [(1,)]
