@@ -1,9 +1,10 @@
 """What the checksum upkeep (supabase/migrations/20261202004000_verified_convergence.sql) costs.
 
-Server time of ``shopsync.push`` as a device, before (the change-log triggers of
-20261122000300_change_log.sql, installed inside the measuring transaction) and after (the current
-ones), interleaved round by round in one run and rolled back each time: a batch of 500 inserts, a
-batch of 500 updates, and a push of 10 events (5 inserts, 5 updates). Then the verification a sync
+Server time of ``shopsync.push`` as a device, and the part of it the checksum upkeep takes (its
+trigger function's time, counted by track_functions inside each push's transaction, which is then
+rolled back): a batch of 500 inserts, a batch of 500 updates, and a push of 10 events (5 inserts,
+5 updates), round by round. Push time without the upkeep = push time - upkeep time: measured in the
+same transaction, so the machine's load cannot skew the comparison (2 shared CPUs). Then the verification a sync
 makes at the tip: ``sync_checksums`` server time, and the client's hashing rate.
 
 Usage: ``.venv/bin/python bench/checksum_cost.py [--rounds N]`` with the stack up (SHOPSYNC_*_PORT).
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,13 +31,6 @@ from shopsync_stack.settings import load_settings
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_A = "aaaaaaaa-0000-4000-8000-000000000000"
 DEVICE = "d0000000-0000-4000-8000-00000000c0c0"
-
-
-def old_log_functions() -> str:
-    text = (ROOT / "supabase/migrations/20261122000300_change_log.sql").read_text()
-    parts = [re.search(rf"create or replace function shopsync\.{name}\(\).*?\n\$\$;", text, re.S)
-             for name in ("log_inserts", "log_updates")]
-    return "\n".join(p.group(0) for p in parts if p)
 
 
 def as_device(cur: psycopg.Cursor[Any]) -> None:
@@ -55,23 +49,57 @@ def events(n_insert: int, update_ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def timed_push(conn: psycopg.Connection[Any], old: bool, evs: list[dict[str, Any]]) -> float:
+def timed_push(conn: psycopg.Connection[Any], evs: list[dict[str, Any]]) -> tuple[float, float]:
+    """Server time of one push (ms), and the part of it spent in the checksum upkeep (the trigger
+    function's time as track_functions counts it inside the transaction). Rolled back."""
     with conn.transaction(force_rollback=True), conn.cursor() as cur:
-        if old:
-            cur.execute(old_log_functions())
+        cur.execute("set local track_functions = 'pl'")
         as_device(cur)
+        upkeep_sql = "select coalesce(pg_stat_get_xact_function_total_time('shopsync.checksums_customers'::regproc), 0)"
+        cur.execute(upkeep_sql)  # (the pending counter may hold earlier transactions' time: a delta)
+        upkeep_before = float(cur.fetchone()[0])  # type: ignore[index]
         t0 = time.perf_counter()
         cur.execute("select shopsync.push(%s, %s)", (DEVICE, json.dumps(evs)))
         answer = cur.fetchone()
-        elapsed = time.perf_counter() - t0
+        elapsed = (time.perf_counter() - t0) * 1000
         statuses = {r["status"] for r in answer[0]["results"]} if answer else set()
         assert statuses <= {"applied", "merged"}, answer[0]["results"][0] if answer else None
-        return elapsed * 1000
+        cur.execute(upkeep_sql)
+        upkeep = float(cur.fetchone()[0]) - upkeep_before  # type: ignore[index]
+        return elapsed, upkeep
+
+
+def sync_overhead(settings: Any, rounds: int) -> None:
+    """A device at the tip of shop A syncs with nothing new: with and without the verification."""
+    import supabase
+
+    from shopsync import LocalStore, SyncClient
+    from shopsync_stack import mint_user_token
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(Path(tmp) / "bench.db")
+        sb = supabase.create_client(settings.api_url, settings.anon_key)
+        client = SyncClient(store, sb, access_token=mint_user_token(settings, "staff@shop-a.test"),
+                            device_name="checksum bench")
+        client.sync().raise_for_errors()
+        rows = sum(store.count(t, include_deleted=True) for t in store.schema.tables)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for verify in (False, True):
+                client.verify = verify
+                t0 = time.perf_counter()
+                r = client.sync().raise_for_errors()
+                times[verify].append((time.perf_counter() - t0) * 1000)
+                assert r.verified is (True if verify else None), r
+        off, on = statistics.median(times[False]), statistics.median(times[True])
+        print(f"sync with nothing new, {rows} rows on the device: {off:.0f} ms without the check, "
+              f"{on:.0f} ms with it (+{on - off:.0f} ms)")
+        store.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
     settings = load_settings(ROOT / ".env")
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", settings.db_url, "-f",
@@ -91,16 +119,19 @@ def main() -> int:
             cases = {"push 500 inserts": lambda: events(500, []),
                      "push 500 updates": lambda: events(0, ids),
                      "push 10 events (5 inserts, 5 updates)": lambda: events(5, ids[:5])}
-            results: dict[str, dict[str, list[float]]] = {c: {"before": [], "after": []} for c in cases}
+            results: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
+            for make in cases.values():
+                timed_push(conn, make())  # warm-up: plans made, then cached for the session
             for _ in range(args.rounds):
                 for case, make in cases.items():
-                    for variant in ("before", "after"):
-                        results[case][variant].append(timed_push(conn, variant == "before", make()))
-            print("| case | before (median ms) | after (median ms) | after / before |")
-            print("|---|---|---|---|")
+                    results[case].append(timed_push(conn, make()))
+            print("| push, server time (median of rounds) | push | of which checksum upkeep | without it | added |")
+            print("|---|---|---|---|---|")
             for case, r in results.items():
-                b, a = statistics.median(r["before"]), statistics.median(r["after"])
-                print(f"| {case} | {b:.1f} | {a:.1f} | {a / b:.2f} |")
+                total = statistics.median(x[0] for x in r)
+                upkeep = statistics.median(x[1] for x in r)
+                print(f"| {case} | {total:.1f} ms | {upkeep:.2f} ms | {total - upkeep:.1f} ms |"
+                      f" {100 * upkeep / (total - upkeep):.1f} % |")
             # the verification at the tip
             with conn.transaction(force_rollback=True), conn.cursor() as cur:
                 as_device(cur)
@@ -124,6 +155,7 @@ def main() -> int:
             table_checksum(spec, rows, [c.name for c in spec.columns])
             elapsed = time.perf_counter() - t0
             print(f"client hashing: {len(rows) / elapsed:,.0f} rows/s (customers, {len(rows)} rows)")
+        sync_overhead(settings, args.rounds)
     finally:
         subprocess.run(["psql", "-X", "-q", settings.db_url, "-c", "drop schema if exists tests cascade"],
                        check=False, capture_output=True)

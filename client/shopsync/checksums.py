@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -86,39 +86,75 @@ def _timestamp(stored: Any, with_zone: bool) -> str:
 
 def canonical_value(column: ColumnSpec, stored: Any) -> str:
     """One column's canonical text from its stored (SQLite) value."""
-    if stored is None:
+    return _converter(column)(stored)
+
+
+def _text(v: Any) -> str:
+    if v is None:
         return ""
+    t = v if v.__class__ is str else str(v)
+    return f"{len(t)}:{t}"
+
+
+def _json(v: Any) -> str:
+    if v is None:
+        return ""
+    text = canonical_json(v if isinstance(v, str) else json.dumps(v))
+    return "" if text == "null" else f"{len(text)}:{text}"
+
+
+def _converter(column: ColumnSpec) -> Callable[[Any], str]:
+    """The canonical text of a column's stored values (a function per column: a table is hashed
+    row by row, and the common kinds are short-cut)."""
     kind = column.kind
     if kind == "integer":
-        return str(int(stored))
+        return lambda v: "" if v is None else str(v if v.__class__ is int else int(v))
     if kind == "boolean":
-        return "true" if stored else "false"
+        return lambda v: "" if v is None else ("true" if v else "false")
     if kind == "numeric":
-        return _number(Decimal(str(stored)))
+        return lambda v: "" if v is None else _number(Decimal(str(v)))
     if kind == "real":
-        return _number(Decimal(repr(float(stored))))
+        return lambda v: "" if v is None else _number(Decimal(repr(float(v))))
     if kind == "timestamp":
-        return _timestamp(stored, column.type == "timestamp with time zone")
+        zone = "+00" if column.type == "timestamp with time zone" else ""
+
+        def ts(v: Any) -> str:
+            if v is None:
+                return ""
+            if not (v.__class__ is str and len(v) == 27 and v[26] == "Z"):
+                v = normalize_timestamp(v)
+            frac = v[20:26].rstrip("0")
+            return f"{v[:10]} {v[11:19]}.{frac}{zone}" if frac else f"{v[:10]} {v[11:19]}{zone}"
+        return ts
     if kind == "date":
-        return str(stored)[:10]
+        return lambda v: "" if v is None else str(v)[:10]
     if kind == "json":
-        text = canonical_json(stored if isinstance(stored, str) else json.dumps(stored))
-        return "" if text == "null" else f"{len(text)}:{text}"
+        return _json
     if column.type == "uuid":
-        return str(stored)
-    text = str(stored)
-    return f"{len(text)}:{text}"
+        return lambda v: "" if v is None else (v if v.__class__ is str else str(v))
+    return _text
+
+
+def _hasher(spec: TableSpec, columns: Sequence[str]) -> Callable[[Mapping[str, Any]], int]:
+    convs = [(c, _converter(spec.column(c))) for c in sorted(columns)]
+    md5 = hashlib.md5
+    from_bytes = int.from_bytes
+
+    def hash_row(row: Mapping[str, Any]) -> int:
+        get = row.get
+        text = "|".join([f(get(c)) for c, f in convs])
+        return from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big", signed=True)
+    return hash_row
 
 
 def row_canonical(spec: TableSpec, row: Mapping[str, Any], columns: Sequence[str]) -> str:
     """The canonical text of a stored row over ``columns`` (sorted here by name)."""
-    return "|".join(canonical_value(spec.column(c), row.get(c)) for c in sorted(columns))
+    return "|".join(_converter(spec.column(c))(row.get(c)) for c in sorted(columns))
 
 
 def row_hash(spec: TableSpec, row: Mapping[str, Any], columns: Sequence[str]) -> int:
     """The row's hash: the first 8 bytes of the MD5 of its canonical text, as a signed integer."""
-    digest = hashlib.md5(row_canonical(spec, row, columns).encode("utf-8"), usedforsecurity=False).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return _hasher(spec, columns)(row)
 
 
 def checksum_hex(total: int) -> str:
@@ -127,11 +163,11 @@ def checksum_hex(total: int) -> str:
 
 def table_checksum(spec: TableSpec, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> TableChecksum:
     """Count and checksum of the live rows among ``rows`` (stored form)."""
+    hash_row = _hasher(spec, columns)
     count = total = 0
-    cols = sorted(columns)
     for row in rows:
         if row.get("deleted_at") is not None:
             continue
         count += 1
-        total += row_hash(spec, row, cols)
+        total += hash_row(row)
     return TableChecksum(count, checksum_hex(total))

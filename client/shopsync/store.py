@@ -355,33 +355,32 @@ class LocalStore:
         self.write_row(table, values)
 
     # -- verification (checksums.py, verify.py) ------------------------------------------------------
-    def verification_rows(self, table: str) -> tuple[list[dict[str, Any]], list[str]]:
-        """The server's rows as this device holds them (stored form): synced rows as they are, and for
-        rows with local values on top (queued events, open conflict) their base; plus the ids of
-        rows it cannot vouch for (local values on top and no base, or a rejected edit shown)."""
+    def verification_rows(self, table: str) -> Iterator[tuple[dict[str, Any] | None, str]]:
+        """The server's rows as this device holds them (stored form), one at a time: synced rows as
+        they are, and for rows with local values on top (queued events, open conflict) their base,
+        as ``(row, id)``; rows it cannot vouch for (local values on top and no base, or a rejected
+        edit shown) as ``(None, id)``. Read in chunks under the store's lock (no write in between)."""
         spec = self.table(table)
         names = [c.name for c in spec.columns]
         cols = ", ".join(f"t.{_q(c)}" for c in names)
+        n = len(names)
         with self._lock:
-            rows = self._conn.execute(
+            cur = self._conn.execute(
                 f"select {cols}, t.sync_state, b.row,"
                 " exists (select 1 from _outbox as o where o.table_name = ? and o.row_id = t.id)"
                 " or exists (select 1 from _conflicts as c where c.table_name = ? and c.row_id = t.id"
                 " and c.resolved_at is null)"
                 f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id",
-                (table, table, table)).fetchall()
-        vouched: list[dict[str, Any]] = []
-        unknown: list[str] = []
-        n = len(names)
-        for r in rows:
-            state, base, local = r[n], r[n + 1], r[n + 2]
-            if local and base is not None:
-                vouched.append(json.loads(base))
-            elif not local and state == "synced":
-                vouched.append(dict(zip(names, r[:n], strict=True)))
-            else:
-                unknown.append(str(r[0]))
-        return vouched, unknown
+                (table, table, table))
+            while chunk := cur.fetchmany(1000):
+                for r in chunk:
+                    state, base, local = r[n], r[n + 1], r[n + 2]
+                    if local and base is not None:
+                        yield json.loads(base), str(r[0])
+                    elif not local and state == "synced":
+                        yield dict(zip(names, r[:n], strict=True)), str(r[0])
+                    else:
+                        yield None, str(r[0])
 
     def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]], *,
                      keep: Iterable[str] = ()) -> int:

@@ -14,11 +14,11 @@ count live rows only (tombstones do not count), hashed as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .checksums import TableChecksum, table_checksum
+from .checksums import TableChecksum, checksum_hex, table_checksum
 from .errors import ProtocolError, ShopSyncError
 from .schema import utc_now_iso
 from .status import Repair, SyncResult, UnreadableRow
@@ -52,7 +52,7 @@ class Verifier:
         self.refresh_schema = refresh_schema
         self.page_size = page_size
         self.rounds = rounds
-        self._held: dict[str, list[dict[str, Any]]] = {}
+        self._held: dict[str, tuple[list[str], TableChecksum]] = {}
 
     def verify(self, result: SyncResult) -> None:
         """Check (and repair); the outcome goes into ``result`` (``verified``, ``repairs``, errors)."""
@@ -97,16 +97,27 @@ class Verifier:
 
     # -- steps --------------------------------------------------------------------------------------
     def _checksums(self) -> dict[str, Any] | None:
-        # What the device holds is read once per round, before the server is asked: an app write in
-        # between changes neither what was named nor what is compared.
+        # What the device holds is read once per round, before the server is asked, and hashed as
+        # it is read (never all rows in memory): an app write in between changes neither what was
+        # named nor what is compared.
         exclude: dict[str, list[str]] = {}
         total = 0
         self._held = {}
         unreadable = self._unreadable()
-        for name in self.store.schema.tables:
-            vouched, unknown = self.store.verification_rows(name)
+        for name, spec in self.store.schema.tables.items():
             skipped = set(unreadable.get(name, ()))
-            self._held[name] = [r for r in vouched if str(r.get("id")) not in skipped] if skipped else vouched
+            unknown: list[str] = []
+
+            def vouched(rows: Iterable[tuple[dict[str, Any] | None, str]], unknown: list[str] = unknown,
+                        skipped: set[str] = skipped) -> Iterator[dict[str, Any]]:
+                for row, row_id in rows:
+                    if row is None:
+                        unknown.append(row_id)
+                    elif row_id not in skipped:
+                        yield row
+
+            columns = [c.name for c in spec.columns]
+            self._held[name] = (columns, table_checksum(spec, vouched(self.store.verification_rows(name)), columns))
             if unknown or skipped:
                 exclude[name] = sorted(set(unknown) | skipped)
                 total += len(exclude[name])
@@ -148,7 +159,11 @@ class Verifier:
             columns = [str(c) for c in t.get("columns") or []]
             if spec is None or not all(spec.has_column(c) for c in columns):
                 return None
-            local = table_checksum(spec, self._held.get(name, []), columns)
+            held_columns, local = self._held.get(name, ([], TableChecksum(0, checksum_hex(0))))
+            if sorted(held_columns) != sorted(columns):  # the server hashes fewer columns: hash again
+                skipped = set(self._unreadable().get(name, ()))
+                local = table_checksum(spec, (r for r, row_id in self.store.verification_rows(name)
+                                              if r is not None and row_id not in skipped), columns)
             server = TableChecksum(int(t["count"]), str(t["checksum"]))
             if local != server:
                 out.append(_Mismatch(name, local, server))

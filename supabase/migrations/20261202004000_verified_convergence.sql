@@ -3,9 +3,11 @@
 -- that differs, and repairs counted in sync_metrics.
 --
 -- The checksum of a (shop, table) is the count of its live rows (deleted_at is null) and the sum
--- modulo 2^64 of their row hashes. Tombstones do not count: the app never shows them, and the
--- retention job purges them without telling devices, so purges need no upkeep (a hard delete of a
--- live row, which nothing does, is subtracted by zz_checksum_delete all the same).
+-- modulo 2^64 of their row hashes, kept by statement-level triggers beside the change-log ones
+-- (zz_checksum_insert/update/delete; see shopsync.refresh_checksums). Tombstones do not count: the
+-- app never shows them, and the retention job purges them without telling devices, so purges
+-- change nothing (a hard delete of a live row, which nothing does, would be subtracted all the same).
+-- shopsync.log_inserts/log_updates are unchanged.
 --
 -- Row hash: the first 8 bytes (big-endian, signed) of the MD5 of the row's canonical text: every
 -- column sync_schema() lists (what a device stores, version and the other system columns
@@ -21,8 +23,7 @@
 -- client/shopsync/checksums.py computes the same from SQLite values; the shared vectors
 -- (supabase/tests/fixtures/row_hash_vectors.json) are checked by pgTAP and pytest.
 --
--- Cost: the hash is computed set-wise, by one extra statement per trigger call (dynamic SQL over
--- the transition tables, with the table's hash expression from shopsync.checksum_forms); see
+-- Cost: one extra statement per write statement, set-wise over its transition tables; see
 -- docs/performance.md for the push and pull figures.
 --
 -- Backfill: one pass over each synced table, grouped by shop, under a lock on the checksum table
@@ -48,7 +49,8 @@ create table shopsync.checksum_forms (
   hash_sql text not null
 );
 comment on table shopsync.checksum_forms is
-'Per synced table: the columns its row hash covers (by name) and the SQL expression over alias r.';
+'Per synced table: the columns its row hash covers (by name) and the SQL expression over alias r '
+'(also compiled into its upkeep trigger function shopsync."checksums_<table>").';
 
 create table shopsync.repair_stats (
   shop_id uuid not null references public.shops (id),
@@ -131,9 +133,20 @@ as $$
   end
 $$;
 
--- (Re)build a table's checksum form and recompute its checksums in every shop. Called when a table
--- is registered (again, after it changed) and by the backfill below. Waits for pushes that already
--- counted into table_checksums to commit, and holds later ones until it commits.
+-- (Re)build a table's checksum form, its upkeep triggers, and its checksums in every shop. Called
+-- when a table is registered (again, after it changed) and by the backfill below.
+--
+-- The upkeep is a trigger function generated per table (shopsync."checksums_<table>"): static SQL
+-- over the statement's transition tables, so its plans are cached per session (dynamic SQL would
+-- be planned again by every statement). Three statement-level triggers call it: after insert (+ new
+-- live rows), after update (+ new live rows, - old live rows: a soft delete only subtracts, a
+-- restore only adds) and after delete (- old live rows: the retention job purges tombstones only,
+-- which do not count). They run beside the change-log triggers (zz_log_*), in the same statement
+-- and transaction; the checksum row of a (shop, table) is locked until commit like the shop's
+-- cursor row the change-log triggers bump, so no new contention.
+--
+-- The recount waits for pushes that already counted into table_checksums to commit, and holds
+-- later ones until it commits, so no write is counted twice or missed.
 create or replace function shopsync.refresh_checksums(p_table text)
 returns void
 language plpgsql
@@ -145,7 +158,8 @@ set extra_float_digits to 1
 as $$
 declare
   v_columns text[];
-  v_sql text;
+  v_hash text;
+  v_fn text := left('checksums_' || p_table, 63);
 begin
   select
     array_agg(a.attname::text order by a.attname::text collate "C"),
@@ -153,12 +167,71 @@ begin
     || string_agg(shopsync.canonical_column_sql(a.attname::text, a.atttypid::regtype), ', ''|'', '
       order by a.attname::text collate "C")
     || ')), 16))::bit(64)::bigint'
-  into v_columns, v_sql
+  into v_columns, v_hash
   from pg_catalog.pg_attribute as a
   where a.attrelid = ('public.' || quote_ident(p_table))::regclass and a.attnum > 0 and not a.attisdropped;
 
+  execute format($f$
+    create or replace function shopsync.%1$I()
+    returns trigger
+    language plpgsql
+    security definer
+    set search_path = ''
+    set timezone to 'UTC'
+    set datestyle to 'ISO, YMD'
+    set extra_float_digits to 1
+    as $body$
+    begin
+      if tg_op = 'INSERT' then
+        insert into shopsync.table_checksums as t (shop_id, table_name, row_count, checksum)
+        select r.shop_id, %2$L, count(*), shopsync.wrap64(sum(%3$s))
+        from new_rows as r
+        where r.deleted_at is null
+        group by r.shop_id
+        on conflict (shop_id, table_name) do update
+        set row_count = t.row_count + excluded.row_count,
+          checksum = shopsync.wrap64(t.checksum::numeric + excluded.checksum);
+      elsif tg_op = 'UPDATE' then
+        insert into shopsync.table_checksums as t (shop_id, table_name, row_count, checksum)
+        select d.shop_id, %2$L, sum(d.n), shopsync.wrap64(sum(d.h))
+        from (
+          select r.shop_id, 1 as n, %3$s as h from new_rows as r where r.deleted_at is null
+          union all
+          select r.shop_id, -1 as n, -(%3$s)::numeric as h from old_rows as r where r.deleted_at is null
+        ) as d
+        group by d.shop_id
+        on conflict (shop_id, table_name) do update
+        set row_count = t.row_count + excluded.row_count,
+          checksum = shopsync.wrap64(t.checksum::numeric + excluded.checksum);
+      else
+        update shopsync.table_checksums as t
+        set row_count = t.row_count - d.n, checksum = shopsync.wrap64(t.checksum::numeric - d.h)
+        from (
+          select r.shop_id, count(*) as n, sum(%3$s) as h
+          from old_rows as r where r.deleted_at is null group by r.shop_id
+        ) as d
+        where t.shop_id = d.shop_id and t.table_name = %2$L;
+      end if;
+      return null;
+    end;
+    $body$
+  $f$, v_fn, p_table, v_hash);
+  execute format('revoke execute on function shopsync.%I() from public, anon, authenticated, service_role', v_fn);
+  execute format('drop trigger if exists zz_checksum_insert on public.%I', p_table);
+  execute format('drop trigger if exists zz_checksum_update on public.%I', p_table);
+  execute format('drop trigger if exists zz_checksum_delete on public.%I', p_table);
+  execute format(
+    'create trigger zz_checksum_insert after insert on public.%I referencing new table as new_rows '
+    'for each statement execute function shopsync.%I()', p_table, v_fn);
+  execute format(
+    'create trigger zz_checksum_update after update on public.%I referencing old table as old_rows '
+    'new table as new_rows for each statement execute function shopsync.%I()', p_table, v_fn);
+  execute format(
+    'create trigger zz_checksum_delete after delete on public.%I referencing old table as old_rows '
+    'for each statement execute function shopsync.%I()', p_table, v_fn);
+
   lock table shopsync.table_checksums in share row exclusive mode;
-  insert into shopsync.checksum_forms (table_name, columns, hash_sql) values (p_table, v_columns, v_sql)
+  insert into shopsync.checksum_forms (table_name, columns, hash_sql) values (p_table, v_columns, v_hash)
   on conflict (table_name) do update set columns = excluded.columns, hash_sql = excluded.hash_sql;
   delete from shopsync.table_checksums as t where t.table_name = p_table;
   execute format($q$
@@ -167,13 +240,7 @@ begin
     from public.%1$I as r
     where r.deleted_at is null
     group by r.shop_id
-  $q$, p_table, v_sql);
-
-  -- Hard deletes (only the retention job's, of tombstones) are subtracted too.
-  execute format('drop trigger if exists zz_checksum_delete on public.%I', p_table);
-  execute format(
-    'create trigger zz_checksum_delete after delete on public.%I referencing old table as old_rows '
-    'for each statement execute function shopsync.log_deletes()', p_table);
+  $q$, p_table, v_hash);
 end;
 $$;
 
@@ -185,173 +252,6 @@ set search_path = ''
 as $$
 begin
   perform shopsync.refresh_checksums(new.table_name);
-  return null;
-end;
-$$;
-
--- Change-log writers: as in 20261122000300_change_log.sql, plus the checksum upkeep -------------
-create or replace function shopsync.log_inserts()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-set timezone to 'UTC'
-set datestyle to 'ISO, YMD'
-set extra_float_digits to 1
-as $$
-declare
-  v_hash text;
-begin
-  with counts as (
-    select r.shop_id, count(*) as n from new_rows as r group by r.shop_id
-  ),
-
-  bumped as (
-    update shopsync.shop_cursor as c
-    set last_seq = c.last_seq + counts.n
-    from counts
-    where c.shop_id = counts.shop_id
-    returning c.shop_id, c.last_seq - counts.n as base
-  )
-
-  insert into shopsync.change_log (
-    shop_id, seq, table_name, row_id, op, version, changed_columns, row, device_id, client_ts
-  )
-  select
-    r.shop_id,
-    b.base + row_number() over (partition by r.shop_id order by r.id),
-    tg_table_name,
-    r.id,
-    'insert',
-    r.version,
-    null,
-    to_jsonb(r),
-    r.last_device_id,
-    r.client_changed_at
-  from new_rows as r
-  inner join bumped as b on r.shop_id = b.shop_id;
-
-  select f.hash_sql into v_hash from shopsync.checksum_forms as f where f.table_name = tg_table_name;
-  if v_hash is not null then
-    execute format($q$
-      insert into shopsync.table_checksums as t (shop_id, table_name, row_count, checksum)
-      select r.shop_id, %1$L, count(*), shopsync.wrap64(sum(%2$s))
-      from new_rows as r
-      where r.deleted_at is null
-      group by r.shop_id
-      on conflict (shop_id, table_name) do update
-      set row_count = t.row_count + excluded.row_count,
-        checksum = shopsync.wrap64(t.checksum::numeric + excluded.checksum)
-    $q$, tg_table_name, v_hash);
-  end if;
-  return null;
-end;
-$$;
-
-create or replace function shopsync.log_updates()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-set timezone to 'UTC'
-set datestyle to 'ISO, YMD'
-set extra_float_digits to 1
-as $$
-declare
-  v_hash text;
-begin
-  with pairs as (
-    select n.shop_id, n.id, n.version, n.last_device_id, n.client_changed_at, n.deleted_at,
-           o.deleted_at as old_deleted_at, to_jsonb(n) as new_row, to_jsonb(o) as old_row
-    from new_rows as n
-    inner join old_rows as o on n.id = o.id
-  ),
-
-  counts as (
-    select p.shop_id, count(*) as n from pairs as p group by p.shop_id
-  ),
-
-  bumped as (
-    update shopsync.shop_cursor as c
-    set last_seq = c.last_seq + counts.n
-    from counts
-    where c.shop_id = counts.shop_id
-    returning c.shop_id, c.last_seq - counts.n as base
-  ),
-
-  logged as (
-    insert into shopsync.change_log (
-      shop_id, seq, table_name, row_id, op, version, changed_columns, row, device_id, client_ts
-    )
-    select
-      p.shop_id,
-      b.base + row_number() over (partition by p.shop_id order by p.id),
-      tg_table_name,
-      p.id,
-      case when p.deleted_at is not null and p.old_deleted_at is null then 'delete' else 'update' end,
-      p.version,
-      array(
-        select e.key from jsonb_each(p.new_row) as e (key, value)
-        where e.key <> all (shopsync.system_columns()) and e.value is distinct from p.old_row -> e.key
-      ),
-      p.new_row,
-      p.last_device_id,
-      p.client_changed_at
-    from pairs as p
-    inner join bumped as b on p.shop_id = b.shop_id
-  )
-
-  insert into shopsync.audit_log (shop_id, actor, action, table_name, row_id)
-  select p.shop_id, auth.uid(), case when p.deleted_at is not null then 'delete' else 'restore' end, tg_table_name, p.id
-  from pairs as p
-  where p.deleted_at is distinct from p.old_deleted_at;
-
-  -- Checksums: + the new live rows, - the old live rows (a soft delete only subtracts).
-  select f.hash_sql into v_hash from shopsync.checksum_forms as f where f.table_name = tg_table_name;
-  if v_hash is not null then
-    execute format($q$
-      insert into shopsync.table_checksums as t (shop_id, table_name, row_count, checksum)
-      select d.shop_id, %1$L, sum(d.n), shopsync.wrap64(sum(d.h))
-      from (
-        select r.shop_id, 1 as n, (%2$s)::numeric as h from new_rows as r where r.deleted_at is null
-        union all
-        select r.shop_id, -1 as n, -((%2$s)::numeric) as h from old_rows as r where r.deleted_at is null
-      ) as d
-      group by d.shop_id
-      on conflict (shop_id, table_name) do update
-      set row_count = t.row_count + excluded.row_count,
-        checksum = shopsync.wrap64(t.checksum::numeric + excluded.checksum)
-    $q$, tg_table_name, v_hash);
-  end if;
-  return null;
-end;
-$$;
-
--- Hard deletes (the retention job's purges of tombstones, which do not count): live rows subtracted.
-create or replace function shopsync.log_deletes()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-set timezone to 'UTC'
-set datestyle to 'ISO, YMD'
-set extra_float_digits to 1
-as $$
-declare
-  v_hash text;
-begin
-  select f.hash_sql into v_hash from shopsync.checksum_forms as f where f.table_name = tg_table_name;
-  if v_hash is not null and exists (select 1 from old_rows as r where r.deleted_at is null) then
-    execute format($q$
-      update shopsync.table_checksums as t
-      set row_count = t.row_count - d.n, checksum = shopsync.wrap64(t.checksum::numeric - d.h)
-      from (
-        select r.shop_id, count(*) as n, sum(%2$s) as h
-        from old_rows as r where r.deleted_at is null group by r.shop_id
-      ) as d
-      where t.shop_id = d.shop_id and t.table_name = %1$L
-    $q$, tg_table_name, v_hash);
-  end if;
   return null;
 end;
 $$;
@@ -632,7 +532,6 @@ revoke execute on function shopsync.canonical_json(jsonb) from public, anon, aut
 revoke execute on function shopsync.canonical_column_sql(text, regtype) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.refresh_checksums(text) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.on_table_registered() from public, anon, authenticated, service_role;
-revoke execute on function shopsync.log_deletes() from public, anon, authenticated, service_role;
 revoke execute on function shopsync.checksums(uuid, jsonb) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.table_rows(uuid, text, uuid, integer)
 from public, anon, authenticated, service_role;
