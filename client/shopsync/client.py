@@ -80,6 +80,7 @@ class SyncClient:
         self.page_size = page_size
         #: Check the synced rows against the server's checksums when a sync reaches the tip (verify.py).
         self.verify = verify
+        self._verify_cache: dict[str, Any] = {}
         self._sync_lock = threading.Lock()
         self._is_syncing = False
         self._schema_checked = False
@@ -223,7 +224,8 @@ class SyncClient:
             self._pull_all(result)
             return len(result.errors) == errors
 
-        Verifier(self.store, self.transport, pull_again, refresh_schema=self.refresh_schema).verify(result)
+        Verifier(self.store, self.transport, pull_again, refresh_schema=self.refresh_schema,
+                 cache=self._verify_cache).verify(result)
 
     def reset_local(self) -> None:
         """Drop synced rows, keep every pending outbox entry (and rows in conflict), pull from zero."""

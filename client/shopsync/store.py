@@ -73,6 +73,7 @@ class LocalStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
+        self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("pragma journal_mode = wal")
         self._conn.execute("pragma synchronous = normal")
@@ -235,6 +236,7 @@ class LocalStore:
                         self._conn.execute(f"alter table {_q(t.name)} add column {_q(c.name)} {c.sqlite_type}")
                         if self._conn.execute(f"select 1 from {_q(t.name)} limit 1").fetchone():
                             refill = True
+            self._writes = {t: self._writes.get(t, 0) + 1 for t in {*new.tables, *self._writes}}
             self.set_meta("schema_json", json.dumps(new.raw, sort_keys=True))
             self.set_meta("schema_version", new.version)
             if refill:
@@ -260,8 +262,22 @@ class LocalStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def note_write(self, *tables: str) -> None:
+        """Count a write to ``tables`` (every table when none is named) for :meth:`write_marker`.
+        Every method here that writes a synced table calls it; so must any other writer."""
+        for t in tables or (*self.schema.tables, *self._writes):
+            self._writes[t] = self._writes.get(t, 0) + 1
+
+    def write_marker(self, table: str) -> tuple[int, int]:
+        """Changes when ``table`` may have changed: writes through this store (:meth:`note_write`),
+        and commits by any other connection to the file (``pragma data_version``: a hand edit)."""
+        with self._lock:
+            version = int(self._conn.execute("pragma data_version").fetchone()[0])
+        return version, self._writes.get(table, 0)
+
     def write_row(self, table: str, values: dict[str, Any]) -> None:
         """Insert or update one row from stored values (the columns given; ``id`` required)."""
+        self.note_write(table)
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
         self._conn.execute(
@@ -272,6 +288,7 @@ class LocalStore:
 
     def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
+        self.note_write(table)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c != "id")
         self._conn.executemany(
             f"insert into {_q(table)} ({', '.join(_q(c) for c in columns)}) values ({', '.join('?' * len(columns))})"
@@ -280,6 +297,7 @@ class LocalStore:
     def mark_synced(self, table: str, versions: Iterable[tuple[int, str]]) -> None:
         """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
         no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
+        self.note_write(table)
         self._conn.executemany(
             f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
             " last_error = null where id = ?", versions)
@@ -392,6 +410,7 @@ class LocalStore:
         spec = self.table(table)
         names = [c.name for c in spec.columns]
         fixed = 0
+        self.note_write(table)
         with self.transaction():
             local = {r["id"]: r for r in self.stored_rows(table)}
             busy = self.rows_with_local_changes(table, set(local) | set(server_rows))
@@ -430,6 +449,7 @@ class LocalStore:
     def forget_synced_rows(self) -> None:
         """Drop synced and failed rows, keep every row with queued events or an open conflict (and
         their bases), and set the cursor to 0: the next pull fills the file again."""
+        self.note_write()
         with self.transaction():
             for name in self.schema.tables:
                 self._conn.execute(
@@ -596,6 +616,7 @@ class LocalStore:
             if c is None or c["resolved_at"] is not None:
                 raise NotFoundError(f"no open conflict {conflict_id}", reason="not_found")
             spec = self.table(c["table"])
+            self.note_write(spec.name)
             server = c["server_row"] or {}
             if keep == "remote":
                 values: dict[str, Any] = {}

@@ -39,13 +39,23 @@ class _Mismatch:
     server: TableChecksum
 
 
+@dataclass(frozen=True)
+class _Held:
+    marker: tuple[int, int]
+    columns: list[str]
+    skipped: set[str]
+    checksum: TableChecksum
+    unknown: list[str]
+
+
 class Verifier:
     """Compares and repairs after a sync reached the tip. ``pull`` pulls to the tip again (used when
     the server's cursor moved on between the last page and the checksums); it returns False when
     the pull failed."""
 
     def __init__(self, store: LocalStore, transport: Transport, pull: Callable[[], bool], *,
-                 refresh_schema: Callable[[], object], page_size: int = 1000, rounds: int = 3) -> None:
+                 refresh_schema: Callable[[], object], page_size: int = 1000, rounds: int = 3,
+                 cache: dict[str, _Held] | None = None) -> None:
         self.store = store
         self.transport = transport
         self.pull = pull
@@ -53,6 +63,9 @@ class Verifier:
         self.page_size = page_size
         self.rounds = rounds
         self._held: dict[str, tuple[list[str], TableChecksum]] = {}
+        #: What the device held per table at the last check, by write marker: a table nothing
+        #: wrote since (this store, or any other connection to the file) is not hashed again.
+        self.cache: dict[str, _Held] = {} if cache is None else cache
 
     def verify(self, result: SyncResult) -> None:
         """Check (and repair); the outcome goes into ``result`` (``verified``, ``repairs``, errors)."""
@@ -106,6 +119,15 @@ class Verifier:
         unreadable = self._unreadable()
         for name, spec in self.store.schema.tables.items():
             skipped = set(unreadable.get(name, ()))
+            columns = [c.name for c in spec.columns]
+            marker = self.store.write_marker(name)
+            held = self.cache.get(name)
+            if held is not None and (held.marker, held.columns, held.skipped) == (marker, columns, skipped):
+                self._held[name] = (columns, held.checksum)
+                if held.unknown or skipped:
+                    exclude[name] = sorted(set(held.unknown) | skipped)
+                    total += len(exclude[name])
+                continue
             unknown: list[str] = []
 
             def vouched(rows: Iterable[tuple[dict[str, Any] | None, str]], unknown: list[str] = unknown,
@@ -116,8 +138,9 @@ class Verifier:
                     elif row_id not in skipped:
                         yield row
 
-            columns = [c.name for c in spec.columns]
-            self._held[name] = (columns, table_checksum(spec, vouched(self.store.verification_rows(name)), columns))
+            checksum = table_checksum(spec, vouched(self.store.verification_rows(name)), columns)
+            self._held[name] = (columns, checksum)
+            self.cache[name] = _Held(marker, columns, skipped, checksum, unknown)
             if unknown or skipped:
                 exclude[name] = sorted(set(unknown) | skipped)
                 total += len(exclude[name])

@@ -122,3 +122,21 @@ def test_queued_edits_survive_a_repair_and_still_reach_the_server(make_device: A
     assert final.verified is True and final.repairs == []
     assert sql("select phone from public.customers where id = %s", (edited["id"],)) == [(phone,)]
     assert sql("select count(*) from public.customers where id = %s", (created["id"],)) == [(1,)]
+
+
+def test_an_idle_sync_does_not_hash_the_file_again_but_a_hand_edit_is_still_seen(make_device: Any) -> None:
+    dev = make_device("drift-cache")
+    scanned: list[str] = []
+    original = dev.store.verification_rows
+
+    def counting(table: str) -> Any:
+        scanned.append(table)
+        return original(table)
+
+    dev.store.verification_rows = counting
+    assert dev.client.sync().raise_for_errors().verified is True
+    assert scanned == []  # nothing changed since the last check: the kept checksums are compared
+    row = _a_synced_customer(dev)
+    _edit(dev, "update customers set email = 'hand@edit.test' where id = ?", (row["id"],))
+    assert _repaired(dev.client.sync(), "customers") == 1
+    assert "customers" in scanned
