@@ -4,8 +4,9 @@ Server time of ``shopsync.push`` as a device, and the part of it the checksum up
 trigger function's time, counted by track_functions inside each push's transaction, which is then
 rolled back): a batch of 500 inserts, a batch of 500 updates, and a push of 10 events (5 inserts,
 5 updates), round by round. Push time without the upkeep = push time - upkeep time: measured in the
-same transaction, so the machine's load cannot skew the comparison (2 shared CPUs). Then the verification a sync
-makes at the tip: ``sync_checksums`` server time, and the client's hashing rate.
+same transaction, so the machine's load cannot skew the comparison (2 shared CPUs). Then what a
+sync pays at the tip: sync_checksums' server time, a sync with nothing new with and without the
+check, and an initial pull with and without it.
 
 Usage: ``.venv/bin/python bench/checksum_cost.py [--rounds N]`` with the stack up (SHOPSYNC_*_PORT).
 """
@@ -24,8 +25,6 @@ from typing import Any
 
 import psycopg
 
-from shopsync.checksums import table_checksum
-from shopsync.schema import Schema
 from shopsync_stack.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,9 +96,46 @@ def sync_overhead(settings: Any, rounds: int) -> None:
         store.close()
 
 
+def initial_pull(settings: Any, rows: int) -> None:
+    """An initial pull of shop B's customers (topped up to ``rows``) into a fresh file, with and
+    without the check at the tip (which hashes every pulled row), alternating, 3 rounds."""
+    import supabase
+
+    from shopsync import LocalStore, SyncClient
+    from shopsync_stack import mint_user_token
+
+    shop_b = "bbbbbbbb-0000-4000-8000-000000000000"
+    with psycopg.connect(settings.db_url, autocommit=True) as conn:
+        row = conn.execute("select count(*) from public.customers where shop_id = %s", (shop_b,)).fetchone()
+        have = int(row[0]) if row else 0
+        if have < rows:
+            conn.execute("insert into public.customers (id, shop_id, name, notes) select gen_random_uuid(), %s,"
+                         " 'Pull ' || i, 'checksum cost' from generate_series(1, %s) as i", (shop_b, rows - have))
+    token = mint_user_token(settings, "staff@shop-b.test")
+    times: dict[bool, list[float]] = {False: [], True: []}
+    pulled = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(3):
+            for verify in (False, True):
+                store = LocalStore(Path(tmp) / f"{i}-{verify}.db")
+                client = SyncClient(store, supabase.create_client(settings.api_url, settings.anon_key),
+                                    access_token=token, device_name="checksum bench pull", verify=verify)
+                client.register()
+                t0 = time.perf_counter()
+                r = client.pull().raise_for_errors()
+                times[verify].append(time.perf_counter() - t0)
+                assert r.verified is (True if verify else None), r
+                pulled = r.pulled
+                store.close()
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    print(f"initial pull of {pulled:,} changes: {off:.2f} s without the check ({pulled / off:,.0f} rows/s), "
+          f"{on:.2f} s with it ({pulled / on:,.0f} rows/s): x{on / off:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--pull-rows", type=int, default=20000)
     args = ap.parse_args()
     settings = load_settings(ROOT / ".env")
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", settings.db_url, "-f",
@@ -143,19 +179,8 @@ def main() -> int:
                     cur.fetchone()
                     times.append((time.perf_counter() - t0) * 1000)
                 print(f"\nsync_checksums (100 rows named): median {statistics.median(times):.2f} ms server time")
-                cur.execute("select public.sync_schema()")
-                schema = Schema.from_json(cur.fetchone()[0])  # type: ignore[index]
-            spec = schema.table("customers")
-            row = {c.name: None for c in spec.columns}
-            row.update({"id": str(uuid.uuid4()), "shop_id": SHOP_A, "version": 3, "name": "Zoë Example",
-                        "notes": "a note", "created_at": "2026-11-30T10:00:00.123456Z",
-                        "updated_at": "2026-11-30T10:00:00.123456Z", "client_changed_at": "2026-11-30T10:00:00Z"})
-            rows = [dict(row, id=str(uuid.uuid4())) for _ in range(20000)]
-            t0 = time.perf_counter()
-            table_checksum(spec, rows, [c.name for c in spec.columns])
-            elapsed = time.perf_counter() - t0
-            print(f"client hashing: {len(rows) / elapsed:,.0f} rows/s (customers, {len(rows)} rows)")
         sync_overhead(settings, args.rounds)
+        initial_pull(settings, args.pull_rows)
     finally:
         subprocess.run(["psql", "-X", "-q", settings.db_url, "-c", "drop schema if exists tests cascade"],
                        check=False, capture_output=True)

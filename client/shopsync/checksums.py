@@ -9,15 +9,18 @@ table), sorted by name, joined by ``|``, each in its canonical form (null: empty
 * integers, uuids: their text; booleans: ``true``/``false``;
 * numeric (and real): the value without trailing zeros, never an exponent (``12.50`` -> ``12.5``,
   ``100.00`` -> ``100``, zero -> ``0``);
-* dates ``YYYY-MM-DD``; timestamps ``YYYY-MM-DD HH:MM:SS[.ffffff without trailing zeros]+00``
-  (UTC; without ``+00`` for ``timestamp without time zone``);
+* dates ``YYYY-MM-DD``; timestamps as the store keeps them, UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+  (``timestamp without time zone`` taken as UTC);
 * json: canonical JSON (keys sorted by code point, no spaces, numbers as numeric above, strings
   escaped as Postgres prints jsonb), then as text; JSON null as null (SQLite cannot tell them apart);
 * text (and any other type): the text; text and json are prefixed by their length in characters
   and ``:``.
 
 The shared vectors in ``supabase/tests/fixtures/row_hash_vectors.json`` are checked by pgTAP and
-pytest.
+pytest, for both renderings here: :func:`row_canonical` (Python, for the bases of rows with local
+values on top) and :func:`sqlite_canonical_sql` (SQLite renders the synced rows; Python functions
+registered on the connection, :data:`SQLITE_FUNCTIONS`, take numeric, real, json and unusual
+timestamps), which makes hashing a table about as fast as reading it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any
 from .schema import ColumnSpec, TableSpec, normalize_timestamp
 
 __all__ = ["TableChecksum", "canonical_value", "row_canonical", "row_hash", "table_checksum", "checksum_hex",
-           "canonical_json"]
+           "canonical_json", "sqlite_canonical_sql", "hash_canonical", "row_hasher", "SQLITE_FUNCTIONS",
+           "SQLITE_AGGREGATES"]
 
 _MOD = 1 << 64
 
@@ -78,10 +82,8 @@ def canonical_json(text: str) -> str:
     return _json_text(json.loads(text, parse_float=Decimal))
 
 
-def _timestamp(stored: Any, with_zone: bool) -> str:
-    text = stored if isinstance(stored, str) and len(stored) == 27 and stored[26] == "Z" else normalize_timestamp(stored)
-    frac = text[20:26].rstrip("0")
-    return f"{text[:10]} {text[11:19]}{'.' + frac if frac else ''}{'+00' if with_zone else ''}"
+def _timestamp(stored: Any) -> str:
+    return stored if isinstance(stored, str) and len(stored) == 27 and stored[26] == "Z" else normalize_timestamp(stored)
 
 
 def canonical_value(column: ColumnSpec, stored: Any) -> str:
@@ -115,17 +117,9 @@ def _converter(column: ColumnSpec) -> Callable[[Any], str]:
         return lambda v: "" if v is None else _number(Decimal(str(v)))
     if kind == "real":
         return lambda v: "" if v is None else _number(Decimal(repr(float(v))))
-    if kind == "timestamp":
-        zone = "+00" if column.type == "timestamp with time zone" else ""
-
-        def ts(v: Any) -> str:
-            if v is None:
-                return ""
-            if not (v.__class__ is str and len(v) == 27 and v[26] == "Z"):
-                v = normalize_timestamp(v)
-            frac = v[20:26].rstrip("0")
-            return f"{v[:10]} {v[11:19]}.{frac}{zone}" if frac else f"{v[:10]} {v[11:19]}{zone}"
-        return ts
+    if kind == "timestamp":  # stored as UTC YYYY-MM-DDTHH:MM:SS.ffffffZ: the canonical form itself
+        return lambda v: "" if v is None else (v if v.__class__ is str and len(v) == 27 and v[26] == "Z"
+                                               else _timestamp(v))
     if kind == "date":
         return lambda v: "" if v is None else str(v)[:10]
     if kind == "json":
@@ -135,7 +129,8 @@ def _converter(column: ColumnSpec) -> Callable[[Any], str]:
     return _text
 
 
-def _hasher(spec: TableSpec, columns: Sequence[str]) -> Callable[[Mapping[str, Any]], int]:
+def row_hasher(spec: TableSpec, columns: Sequence[str]) -> Callable[[Mapping[str, Any]], int]:
+    """A function hashing stored rows of ``spec``'s table over ``columns``."""
     convs = [(c, _converter(spec.column(c))) for c in sorted(columns)]
     md5 = hashlib.md5
     from_bytes = int.from_bytes
@@ -154,7 +149,7 @@ def row_canonical(spec: TableSpec, row: Mapping[str, Any], columns: Sequence[str
 
 def row_hash(spec: TableSpec, row: Mapping[str, Any], columns: Sequence[str]) -> int:
     """The row's hash: the first 8 bytes of the MD5 of its canonical text, as a signed integer."""
-    return _hasher(spec, columns)(row)
+    return row_hasher(spec, columns)(row)
 
 
 def checksum_hex(total: int) -> str:
@@ -163,7 +158,7 @@ def checksum_hex(total: int) -> str:
 
 def table_checksum(spec: TableSpec, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> TableChecksum:
     """Count and checksum of the live rows among ``rows`` (stored form)."""
-    hash_row = _hasher(spec, columns)
+    hash_row = row_hasher(spec, columns)
     count = total = 0
     for row in rows:
         if row.get("deleted_at") is not None:
@@ -171,3 +166,74 @@ def table_checksum(spec: TableSpec, rows: Iterable[Mapping[str, Any]], columns: 
         count += 1
         total += hash_row(row)
     return TableChecksum(count, checksum_hex(total))
+
+
+# -- the same in SQLite (a table's synced rows are rendered by SQLite, hashed by Python) -----------
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sqlite_timestamp(v: Any) -> str:
+    return "" if v is None else _timestamp(v)
+
+
+#: Functions the store registers on its SQLite connection for :func:`sqlite_canonical_sql`.
+SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., str]]] = {
+    "shopsync_numeric": (1, lambda v: "" if v is None else _number(Decimal(str(v)))),
+    "shopsync_real": (1, lambda v: "" if v is None else _number(Decimal(repr(float(v))))),
+    "shopsync_json": (1, _json),
+    "shopsync_timestamp": (1, _sqlite_timestamp),
+}
+
+
+def _sqlite_column(column: ColumnSpec, ref: str) -> str:
+    kind = column.kind
+    if kind == "integer":
+        return f"coalesce({ref}, '')"
+    if kind == "boolean":
+        return f"(case when {ref} is null then '' when {ref} then 'true' else 'false' end)"
+    if kind in ("numeric", "real", "json"):  # rendered by the Python functions above
+        return f"shopsync_{kind}({ref})"
+    if kind == "date":
+        return f"coalesce(substr({ref}, 1, 10), '')"
+    if kind == "timestamp":
+        return (f"(case when {ref} is null then '' when length({ref}) = 27 and substr({ref}, 27) = 'Z'"
+                f" then {ref} else shopsync_timestamp({ref}) end)")
+    if column.type == "uuid":
+        return f"coalesce({ref}, '')"
+    # (text columns have TEXT affinity: SQLite keeps what is written to them as text)
+    return f"coalesce(length({ref}) || ':' || {ref}, '')"
+
+
+def sqlite_canonical_sql(spec: TableSpec, columns: Sequence[str], alias: str = "t") -> str:
+    """An SQLite expression rendering a row of ``spec``'s table (as ``alias``) exactly as
+    :func:`row_canonical` does: C speed for the common kinds, Python functions for the others."""
+    return " || '|' || ".join(_sqlite_column(spec.column(c), f"{alias}.{_q(c)}") for c in sorted(columns))
+
+
+class _HashSum:
+    """SQLite aggregate ``shopsync_hash_sum(canonical)``: ``"count:sum"`` of the row hashes (the sum
+    not reduced modulo 2^64: it may not fit SQLite's integers)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+
+    def step(self, text: str) -> None:
+        self.count += 1
+        self.total += int.from_bytes(_md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
+                                     signed=True)
+
+    def finalize(self) -> str:
+        return f"{self.count}:{self.total}"
+
+
+#: Aggregates the store registers on its SQLite connection (see :class:`_HashSum`).
+SQLITE_AGGREGATES: dict[str, tuple[int, type[_HashSum]]] = {"shopsync_hash_sum": (1, _HashSum)}
+_md5 = hashlib.md5
+
+
+def hash_canonical(text: str) -> int:
+    """The row hash of a canonical text."""
+    return int.from_bytes(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
+                          signed=True)

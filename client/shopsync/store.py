@@ -20,6 +20,7 @@ from typing import Any
 
 from . import invoice
 from .bases import BASES_DDL, Bases
+from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -79,6 +80,10 @@ class LocalStore:
         self._conn.execute("pragma synchronous = normal")
         self._conn.execute("pragma foreign_keys = on")
         self._conn.execute("pragma busy_timeout = 30000")
+        for name, (n_args, fn) in SQLITE_FUNCTIONS.items():  # the row hash's helpers (checksums.py)
+            self._conn.create_function(name, n_args, fn, deterministic=True)
+        for name, (n_args, agg) in SQLITE_AGGREGATES.items():
+            self._conn.create_aggregate(name, n_args, agg)  # type: ignore[arg-type]  # (finalize: text)
         self.outbox = Outbox(self._conn)
         self.conflict_log = ConflictLog(self._conn)
         self.bases = Bases(self._conn)
@@ -373,32 +378,41 @@ class LocalStore:
         self.write_row(table, values)
 
     # -- verification (checksums.py, verify.py) ------------------------------------------------------
-    def verification_rows(self, table: str) -> Iterator[tuple[dict[str, Any] | None, str]]:
-        """The server's rows as this device holds them (stored form), one at a time: synced rows as
-        they are, and for rows with local values on top (queued events, open conflict) their base,
-        as ``(row, id)``; rows it cannot vouch for (local values on top and no base, or a rejected
-        edit shown) as ``(None, id)``. Read in chunks under the store's lock (no write in between)."""
-        spec = self.table(table)
-        names = [c.name for c in spec.columns]
-        cols = ", ".join(f"t.{_q(c)}" for c in names)
-        n = len(names)
+    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = ()) -> tuple[int, int]:
+        """Count and sum (not reduced) of the row hashes of the synced live rows without local values
+        on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
+        (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
+        and an aggregate hashes it, so no row is handed to Python. One statement."""
+        self.table(table)
         with self._lock:
-            cur = self._conn.execute(
-                f"select {cols}, t.sync_state, b.row,"
+            row = self._conn.execute(
+                f"select shopsync_hash_sum({canonical_sql}) from {_q(table)} as t"
+                " where t.sync_state = 'synced' and t.deleted_at is null"
+                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
+                " and t.id not in (select value from json_each(?))",
+                (table, table, json.dumps(sorted(set(skip))))).fetchone()
+        count, _, total = str(row[0] if row and row[0] else "0:0").partition(":")
+        return int(count), int(total)
+
+    def unsettled_rows(self, table: str) -> list[tuple[dict[str, Any] | None, str]]:
+        """The rest of what :meth:`synced_row_hashes` leaves out: rows with local values on top (queued
+        events, open conflict) as their base (stored form), and rows this device cannot vouch for
+        (local values on top and no base, or a rejected edit shown) as ``None``; with their ids."""
+        self.table(table)
+        with self._lock:
+            rows = self._conn.execute(
+                f"select t.id, b.row,"
                 " exists (select 1 from _outbox as o where o.table_name = ? and o.row_id = t.id)"
                 " or exists (select 1 from _conflicts as c where c.table_name = ? and c.row_id = t.id"
                 " and c.resolved_at is null)"
-                f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id",
-                (table, table, table))
-            while chunk := cur.fetchmany(1000):
-                for r in chunk:
-                    state, base, local = r[n], r[n + 1], r[n + 2]
-                    if local and base is not None:
-                        yield json.loads(base), str(r[0])
-                    elif not local and state == "synced":
-                        yield dict(zip(names, r[:n], strict=True)), str(r[0])
-                    else:
-                        yield None, str(r[0])
+                f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id"
+                " where t.sync_state <> 'synced'"
+                " or t.id in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " or t.id in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)",
+                (table, table, table, table, table)).fetchall()
+        return [(json.loads(base) if local and base is not None else None, str(row_id))
+                for row_id, base, local in rows]
 
     def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]], *,
                      keep: Iterable[str] = ()) -> int:

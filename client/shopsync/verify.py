@@ -14,13 +14,13 @@ count live rows only (tombstones do not count), hashed as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .checksums import TableChecksum, checksum_hex, table_checksum
+from .checksums import TableChecksum, checksum_hex, row_hasher, sqlite_canonical_sql
 from .errors import ProtocolError, ShopSyncError
-from .schema import utc_now_iso
+from .schema import TableSpec, utc_now_iso
 from .status import Repair, SyncResult, UnreadableRow
 from .store import LocalStore
 from .transport import Transport
@@ -129,16 +129,7 @@ class Verifier:
                     total += len(exclude[name])
                 continue
             unknown: list[str] = []
-
-            def vouched(rows: Iterable[tuple[dict[str, Any] | None, str]], unknown: list[str] = unknown,
-                        skipped: set[str] = skipped) -> Iterator[dict[str, Any]]:
-                for row, row_id in rows:
-                    if row is None:
-                        unknown.append(row_id)
-                    elif row_id not in skipped:
-                        yield row
-
-            checksum = table_checksum(spec, vouched(self.store.verification_rows(name)), columns)
+            checksum = self._local_checksum(spec, columns, skipped, unknown)
             self._held[name] = (columns, checksum)
             self.cache[name] = _Held(marker, columns, skipped, checksum, unknown)
             if unknown or skipped:
@@ -156,6 +147,22 @@ class Verifier:
         if not isinstance(answer, dict) or not isinstance(answer.get("tables"), list):
             raise ProtocolError("sync_checksums answered an unexpected document", reason="invalid_response")
         return answer
+
+    def _local_checksum(self, spec: TableSpec, columns: list[str], skipped: set[str],
+                        unknown: list[str]) -> TableChecksum:
+        """Count and checksum of what the device holds of the server's live rows of ``spec``'s
+        table (SQLite renders synced rows; bases are hashed here), hashed as the rows are read;
+        ids it cannot vouch for go to ``unknown``, ids in ``skipped`` are left out."""
+        count, total = self.store.synced_row_hashes(spec.name, sqlite_canonical_sql(spec, columns), skipped)
+        base_hash = None
+        for base, row_id in self.store.unsettled_rows(spec.name):
+            if base is None:
+                unknown.append(row_id)
+            elif row_id not in skipped and base.get("deleted_at") is None:
+                base_hash = base_hash or row_hasher(spec, columns)
+                count += 1
+                total += base_hash(base)
+        return TableChecksum(count, checksum_hex(total))
 
     def _unreadable(self) -> dict[str, list[str]]:
         """Rows this device could not read (skipped by a pull or a repair; see UnreadableRow): it
@@ -184,9 +191,7 @@ class Verifier:
                 return None
             held_columns, local = self._held.get(name, ([], TableChecksum(0, checksum_hex(0))))
             if sorted(held_columns) != sorted(columns):  # the server hashes fewer columns: hash again
-                skipped = set(self._unreadable().get(name, ()))
-                local = table_checksum(spec, (r for r, row_id in self.store.verification_rows(name)
-                                              if r is not None and row_id not in skipped), columns)
+                local = self._local_checksum(spec, columns, set(self._unreadable().get(name, ())), [])
             server = TableChecksum(int(t["count"]), str(t["checksum"]))
             if local != server:
                 out.append(_Mismatch(name, local, server))

@@ -14,8 +14,8 @@
 -- included), ordered by name, joined by '|', each in its canonical form (null: empty):
 --   integers, uuid: their text;  boolean: true / false;  numeric: its value without trailing
 --   zeros (trim_scale: 12.50 -> 12.5, 100.00 -> 100);  real/double: the shortest round-trip digits,
---   likewise;  date: YYYY-MM-DD;  timestamptz: UTC 'YYYY-MM-DD HH:MM:SS[.ffffff without trailing
---   zeros]+00' (timestamp without time zone: the same without +00);  json/jsonb: its canonical
+--   likewise;  date: YYYY-MM-DD;  timestamps: UTC 'YYYY-MM-DDTHH:MM:SS.ffffffZ', the form devices
+--   store (timestamp without time zone taken as UTC);  json/jsonb: its canonical
 --   JSON (keys sorted by code point, no spaces, numbers as above, strings escaped as jsonb prints
 --   them) as text, JSON null as null (devices cannot tell them apart);  text and anything else:
 --   its text.  Text and json values are prefixed by their length in characters and ':', so the
@@ -122,8 +122,12 @@ set search_path = ''
 as $$
   select case
     when p_type in ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'uuid'::regtype, 'boolean'::regtype,
-                    'date'::regtype, 'timestamp with time zone'::regtype, 'timestamp without time zone'::regtype)
+                    'date'::regtype)
       then format('r.%I::text', p_column)
+    when p_type = 'timestamp with time zone'::regtype
+      then format('to_char(r.%I at time zone ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')', p_column)
+    when p_type = 'timestamp without time zone'::regtype
+      then format('to_char(r.%I, ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')', p_column)
     when p_type = 'numeric'::regtype then format('trim_scale(r.%I)::text', p_column)
     when p_type in ('real'::regtype, 'double precision'::regtype)
       then format('trim_scale(r.%I::text::numeric)::text', p_column)

@@ -5,12 +5,22 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shopsync.checksums import checksum_hex, row_canonical, row_hash, table_checksum
+from shopsync.checksums import (
+    SQLITE_AGGREGATES,
+    SQLITE_FUNCTIONS,
+    checksum_hex,
+    hash_canonical,
+    row_canonical,
+    row_hash,
+    sqlite_canonical_sql,
+    table_checksum,
+)
 from shopsync.schema import ColumnSpec, TableSpec
 
 VECTORS = Path(__file__).resolve().parents[2] / "supabase" / "tests" / "fixtures" / "row_hash_vectors.json"
@@ -28,6 +38,27 @@ def test_the_device_renders_and_hashes_each_shared_vector_as_postgres_does(vecto
     columns = [c["name"] for c in vector["columns"]]
     assert row_canonical(spec, vector["stored"], columns) == vector["canonical"]
     assert checksum_hex(row_hash(spec, vector["stored"], columns)) == vector["hash"]
+
+
+@pytest.mark.parametrize("vector", _ALL, ids=[v["name"] for v in _ALL])
+def test_sqlite_renders_each_shared_vector_from_the_stored_values_as_postgres_does(vector: dict[str, Any]) -> None:
+    """The device renders its synced rows in SQL (C speed); its Python helpers do the rest."""
+    spec = _spec(vector)
+    columns = [c["name"] for c in vector["columns"]]
+    conn = sqlite3.connect(":memory:")
+    for name, (n_args, fn) in SQLITE_FUNCTIONS.items():
+        conn.create_function(name, n_args, fn, deterministic=True)
+    for name, (n_args, agg) in SQLITE_AGGREGATES.items():
+        conn.create_aggregate(name, n_args, agg)
+    conn.execute("create table vectors (" + ", ".join(f'"{c.name}" {c.sqlite_type}' for c in spec.columns) + ")")
+    conn.execute(f"insert into vectors values ({', '.join('?' * len(columns))})",
+                 [vector["stored"][c] for c in columns])
+    [(canonical,)] = conn.execute(f"select {sqlite_canonical_sql(spec, columns)} from vectors as t").fetchall()
+    assert canonical == vector["canonical"]
+    assert checksum_hex(hash_canonical(canonical)) == vector["hash"]
+    [(summed,)] = conn.execute(f"select shopsync_hash_sum({sqlite_canonical_sql(spec, columns)}) from vectors as t")
+    count, _, total = summed.partition(":")
+    assert (count, checksum_hex(int(total))) == ("1", vector["hash"])
 
 
 def test_a_table_checksum_counts_live_rows_and_sums_their_hashes_modulo_2_64() -> None:
