@@ -5,7 +5,10 @@ generator put in, or none) or a whole-call case (a body no batch can be made of)
 packed, several to a call, with valid ones among them; whole-call cases go alone. For each call:
 
 * never a 5xx; a whole-call case gets its 4xx and PostgREST code, and changes nothing;
-* each event gets the status and reason its defect calls for, in order;
+* each event gets the status and reason its defect calls for, in order; poison values among them
+  (issue 12): NUL and lone surrogates anywhere in an event (a value, a column name, nested json,
+  the table, the event id) and numbers jsonb cannot hold are rejected per event (``invalid_value``),
+  as are timestamps outside years 1-9999 UTC, numbers outside their column and oversize rows;
 * each valid event's row exists with the pushed values;
 * a rejected event leaves no trace: its row id is in no synced table and not in the change log,
   its event id not in ``shopsync.push_results``; the shop's change log grows by exactly the applied
