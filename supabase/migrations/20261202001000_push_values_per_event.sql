@@ -59,8 +59,8 @@ declare
   v_clean json;
   v_device uuid;
   v_events json;
-  v_staged jsonb[] := '{}';
-  v_poison jsonb := '{}';
+  v_staged jsonb[] := '{}'::jsonb[];
+  v_poison jsonb := '{}'::jsonb;
   v_elem json;
   v_ord bigint;
   v_ev jsonb;
