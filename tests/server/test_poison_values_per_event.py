@@ -129,3 +129,16 @@ def test_a_push_body_without_poison_and_sql_callers_are_unchanged(pg, http, till
     sig = pg.execute("select array_agg(p.oid::regprocedure::text order by 1) from pg_proc p"
                      " where p.proname = 'sync_push' and p.pronamespace = 'public'::regnamespace").fetchone()
     assert sig and sig[0] == ["sync_push(json)", "sync_push(uuid,jsonb)"]
+
+
+def test_a_js_client_the_edge_function_pushes_poison_per_event(settings, pg, http, till):
+    """A real JavaScript client: the edge function (Deno, supabase-js) parses the body into JS
+    strings holding NUL and a lone surrogate and forwards them with JSON.stringify."""
+    events = [_customer("js ok"), _customer("js\u0000nul"), _customer("js \ud83d half"), _customer("js ok 2")]
+    resp = http.post(f"{settings.api_url}/functions/v1/sync/push",
+                     content=json.dumps({"device_id": till, "events": events}).encode())
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [(r["status"], r["reason"]) for r in results] == [
+        ("applied", None), ("rejected", "invalid_value"), ("rejected", "invalid_value"), ("applied", None)]
+    assert _names(pg, events) == ["js ok", None, None, "js ok 2"]
