@@ -195,7 +195,7 @@ class SyncClient:
                 if isinstance(exc, LicenceError):
                     self.store.set_meta("licence_state", exc.reason or "licence_expired")
                 if isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress":
-                    self.store.set_meta("rate_limited_until", rate_window_end())
+                    self.store.set_meta("rate_limited_until", rate_window_end(exc.hint))
         return result
 
     # -- push and pull (push.py, pull.py) -----------------------------------------------------------
