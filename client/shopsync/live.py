@@ -24,6 +24,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,8 @@ class LiveSubscription:
         self.failures = 0
         self.last_error: str | None = None
         self.pokes = 0
+        #: time.perf_counter() of the last poke (a message ahead of the device), or None.
+        self.last_poke_at: float | None = None
 
     @property
     def is_up(self) -> bool:
@@ -201,4 +204,5 @@ class LiveSubscription:
         except Exception:  # the store is busy or closed: poke anyway
             log.debug("shopsync live: cursor unreadable", exc_info=True)
         self.pokes += 1
+        self.last_poke_at = time.perf_counter()
         self._poke()
