@@ -659,6 +659,77 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
             "poke_p50_ms": d50, "poke_p99_ms": d99}
 
 
+def live_staff(b: Bench, shop: str, n: int, tag: str) -> list[str]:
+    """n more staff users of ``shop``; their emails."""
+    emails = [f"bench-{tag}-{i}-{b.run_id}@bench.test" for i in range(n)]
+    with b.conn.transaction():
+        for email in emails:
+            user = str(uuid.uuid4())
+            b.conn.execute("insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data,"
+                           " raw_user_meta_data, created_at, updated_at) values ('00000000-0000-0000-0000-000000000000',"
+                           " %s, 'authenticated', 'authenticated', %s, '{\"provider\": \"email\"}', '{}', now(), now())",
+                           (user, email))
+            b.conn.execute("insert into public.shop_members (shop_id, user_id, role) values (%s, %s, 'staff')",
+                           (shop, user))
+    return emails
+
+
+def live_server_fanout(b: Bench, n: int, rounds: int, *, own_users: bool) -> dict[str, Any]:
+    """The server's side of a poke's fan-out alone: n registered devices of one shop each call
+    sync_pull for the one new change at once (one process, async HTTP, no device library), as n
+    devices on their own machines would after one Broadcast. Per round: the time until all n
+    answered; per call: its latency. ``own_users``: each device signed in as its own staff user,
+    else all as one (the per-user pull meter is one row: its lock serializes their pulls)."""
+    import asyncio
+
+    import httpx
+
+    shop, email = b.make_shop(f"livefan{n}{'u' if own_users else ''}")
+    emails = live_staff(b, shop, n, f"fan{n}") if own_users else [email] * n
+    tokens = [b.token(e) for e in emails]
+    url = f"{b.settings.api_url}/rest/v1/rpc"
+
+    async def run() -> tuple[list[float], list[float]]:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(headers={"apikey": b.settings.anon_key}, limits=limits, timeout=60) as http:
+            devices: list[tuple[str, dict[str, str]]] = []
+            for i in range(n):
+                dev = str(uuid.uuid4())
+                auth = {"Authorization": f"Bearer {tokens[i]}"}
+                reg = await http.post(f"{url}/sync_register_device", json={"p_device_id": dev, "p_name": f"fan {i}"},
+                                      headers=auth)
+                reg.raise_for_status()
+                devices.append((dev, {**auth, "x-device-secret": reg.json()["device_secret"]}))
+            spans: list[float] = []
+            calls: list[float] = []
+            for k in range(rounds):
+                b.conn.execute("insert into public.customers (id, shop_id, name) values (gen_random_uuid(), %s, %s)",
+                               (shop, f"fan {k}"))
+                row = b.conn.execute("select last_seq from shopsync.shop_cursor where shop_id = %s", (shop,)).fetchone()
+                cursor = int(row[0]) - 1 if row else 0
+
+                async def pull(dev: str, headers: dict[str, str], cursor: int = cursor) -> float:
+                    t = time.perf_counter()
+                    r = await http.post(f"{url}/sync_pull", json={"p_device_id": dev, "p_cursor": cursor},
+                                        headers=headers)
+                    r.raise_for_status()
+                    return time.perf_counter() - t
+
+                t0 = time.perf_counter()
+                calls += await asyncio.gather(*(pull(d, s) for d, s in devices))
+                spans.append(time.perf_counter() - t0)
+            return spans, calls
+
+    spans, calls = asyncio.run(run())
+    ms = [c * 1000 for c in calls]
+    out = {"devices": n, "rounds": rounds, "own_users": own_users,
+           "all_answered_median_ms": statistics.median(spans) * 1000,
+           "call_p50_ms": _pct(ms, 0.5), "call_p99_ms": _pct(ms, 0.99)}
+    log(f"live server fan-out, {n} pulls at once ({'a user each' if own_users else 'one user'}): all answered in {out['all_answered_median_ms']:.0f} ms (median of"
+        f" {rounds}); per call p50 {out['call_p50_ms']:.0f} ms, p99 {out['call_p99_ms']:.0f} ms")
+    return out
+
+
 def live_push_rates(b: Bench, batch: int, n: int, repeats: int) -> dict[str, Any]:
     """Push throughput with the live-sync broadcast on and off (the shop_cursor_broadcast trigger
     enabled / disabled), alternating on and off so drift hits both; medians."""
@@ -720,6 +791,8 @@ def bench_live(b: Bench) -> dict[str, Any]:
     try:
         for n in sorted({k for k in LIVE_SUBSCRIBERS if k <= top} | {top}):
             out[f"subscribers_{n}"] = live_latency(b, n, b.sizes["live_rounds"])
+        out["server_fanout"] = live_server_fanout(b, top, b.sizes["live_rounds"], own_users=False)
+        out["server_fanout_own_users"] = live_server_fanout(b, top, b.sizes["live_rounds"], own_users=True)
     finally:
         if old:
             b.conn.execute("update shopsync.config set value = %s::jsonb where key = 'pull_calls_per_minute'",
@@ -755,6 +828,11 @@ def live_table(r: dict[str, Any]) -> str:
         lines.append(f"| write-to-visible, {x['subscribers']} subscribed device(s) | {fmt(x['p50_ms'])} ms |"
                      f" {fmt(x['p99_ms'])} ms | {fmt(x['max_ms'])} ms | {fmt(x['poke_p50_ms'])} / "
                      f"{fmt(x['poke_p99_ms'])} ms | {x['deliveries']} ({x['missed']} missed) |")
+    for key in ("server_fanout", "server_fanout_own_users"):
+        f = lv[key]
+        who = "a user each" if f["own_users"] else "one user"
+        lines.append(f"| server side alone: {f['devices']} sync_pull calls at once ({who}) | call {fmt(f['call_p50_ms'])}"
+                     f" ms | call {fmt(f['call_p99_ms'])} ms | all answered {fmt(f['all_answered_median_ms'])} ms | | |")
     c = lv["broadcast_cost"]
     lines += ["", "| push with live sync | broadcast on | off | on / off | added server time / call |",
               "|---|---|---|---|---|"]
@@ -871,6 +949,7 @@ REQUIRED = [
     ("live", "subscribers_1", "p50_ms"), ("live", "subscribers_1", "p99_ms"),
     ("live", "push_batch_500", "ratio_on_vs_off"), ("live", "push_batch_1", "ratio_on_vs_off"),
     ("live", "push_batch_1", "cost_increase"), ("live", "broadcast_cost", "added_us_per_commit"),
+    ("live", "server_fanout", "call_p50_ms"),
 ]
 
 
