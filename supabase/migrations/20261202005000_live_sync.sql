@@ -5,8 +5,8 @@
 --
 -- Once per transaction per shop: every change-log statement bumps shopsync.shop_cursor.last_seq, and
 -- each bump queues a deferred constraint trigger event. At commit the first event of a shop sends
--- the final cursor and marks the shop in a transaction-local setting; the shop's other events
--- return at once. The log_* triggers and push are unchanged.
+-- the final cursor and notes it in a transaction-local setting; the shop's other events find it
+-- sent and return. The log_* triggers and push are unchanged.
 --
 -- Off switch (operators, the benchmark): alter table shopsync.shop_cursor disable trigger
 -- shop_cursor_broadcast; devices then fall back to their poll interval.
@@ -26,18 +26,22 @@ security definer
 set search_path = ''
 as $$
 declare
+  -- What this transaction has sent: '<shop_id>:<cursor>,' per shop.
   v_sent text := coalesce(current_setting('shopsync.live_sent', true), '');
   v_shop text := new.shop_id::text;
   v_last bigint;
 begin
-  if strpos(v_sent, v_shop) > 0 then
+  select c.last_seq into v_last from shopsync.shop_cursor as c where c.shop_id = new.shop_id;
+  -- Sent already, at this cursor or later: nothing new. (Only `set constraints ... immediate` fires
+  -- events before commit; a later change then sends once more, with the newer cursor.)
+  if v_last <= substring(v_sent from v_shop || ':([0-9]+),')::bigint then
     return null;
   end if;
-  perform set_config('shopsync.live_sent', v_sent || v_shop || ',', true);
+  perform set_config('shopsync.live_sent',
+                     regexp_replace(v_sent, v_shop || ':[0-9]+,', '') || v_shop || ':' || v_last || ',', true);
   if to_regprocedure('realtime.send(jsonb,text,text,boolean)') is null then
     return null;
   end if;
-  select c.last_seq into v_last from shopsync.shop_cursor as c where c.shop_id = new.shop_id;
   perform realtime.send(jsonb_build_object('cursor', v_last), 'changed', 'shop:' || v_shop, true);
   return null;
 end;

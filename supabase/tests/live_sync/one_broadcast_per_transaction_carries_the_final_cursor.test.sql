@@ -3,7 +3,7 @@
 -- no row data; a transaction that touches two shops sends one for each. (Deferred to commit: set
 -- constraints ... immediate fires the queued events here, inside the test's transaction.)
 begin;
-select plan(7);
+select plan(9);
 
 create temporary table sent_before on commit drop as select id from realtime.messages;
 
@@ -59,6 +59,21 @@ update shopsync.shop_cursor set floor_seq = floor_seq where shop_id = 'aaaaaaaa-
 select is(
   (select count(*)::int from realtime.messages where id not in (select s.id from sent_before as s)),
   2, 'a cursor row update that leaves last_seq alone broadcasts nothing'
+);
+
+-- TEST: events fired before commit (set constraints ... immediate) do not swallow later changes
+insert into public.customers (id, shop_id, name) values
+('c1000000-0000-4000-8000-000000000004', 'aaaaaaaa-0000-4000-8000-000000000000', 'later');
+select is(
+  (select count(*)::int from realtime.messages where id not in (select s.id from sent_before as s)
+   and topic = 'shop:aaaaaaaa-0000-4000-8000-000000000000'),
+  2, 'a change after the events fired sends once more'
+);
+select is(
+  (select max((m.payload ->> 'cursor')::bigint) from realtime.messages as m
+   where m.id not in (select s.id from sent_before as s) and m.topic = 'shop:aaaaaaaa-0000-4000-8000-000000000000'),
+  (select c.last_seq from shopsync.shop_cursor as c where c.shop_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+  'with the newer cursor'
 );
 
 select * from finish();
