@@ -44,7 +44,7 @@ class LiveSubscription:
     def __init__(self, url: str, api_key: str, access_token: Callable[[], str | None],
                  shop_id: Callable[[], str | None], cursor: Callable[[], int], poke: Callable[[], None], *,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0, token_check: float = 30.0,
-                 join_timeout: float = 10.0, rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random) -> None:
         self.url = url.rstrip("/") + "/realtime/v1"
         self.api_key = api_key
         self._token = access_token
@@ -54,7 +54,6 @@ class LiveSubscription:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.token_check = token_check
-        self.join_timeout = join_timeout
         self._rng = rng
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,8 +149,7 @@ class LiveSubscription:
             raise RuntimeError("no shop or access token yet (the device registers on its first sync)")
         ended = asyncio.Event()
         joined = asyncio.Event()
-        client = AsyncRealtimeClient(self.url, token=self.api_key, auto_reconnect=False,
-                                     timeout=int(self.join_timeout))
+        client = AsyncRealtimeClient(self.url, token=self.api_key, auto_reconnect=False)
         try:
             await client.set_auth(token)
             channel = client.channel(topic_for_shop(shop), {"config": {
