@@ -34,7 +34,8 @@ realtime-js use for Broadcast, as supabase/realtime (``RealtimeWeb.UserSocket``,
 
 Not served: presence state, Postgres Changes, broadcasts sent by clients, replay, rate limits.
 If the LISTEN connection to the database is lost, every socket is closed (code 1011): clients
-reconnect and catch up by pulling, rather than missing a poke silently.
+reconnect and catch up by pulling, rather than missing a poke silently. Messages older than an hour
+are deleted from ``realtime.messages`` every ten minutes (hosted Realtime drops its daily partitions).
 """
 
 from __future__ import annotations
@@ -140,17 +141,20 @@ class RealtimeHub:
                                         kwargs={"autocommit": True})
         self.sockets: set[_Socket] = set()
         self._listener: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
         self._listener = asyncio.create_task(self._listen())
+        self._pruner = asyncio.create_task(self._prune())
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._pruner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for sock in list(self.sockets):
             with contextlib.suppress(Exception):
                 await sock.ws.close(code=1001, message=b"server shutting down")
@@ -179,6 +183,17 @@ class RealtimeHub:
                         await sock.ws.close(code=1011, message=b"database connection lost")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _prune(self) -> None:
+        """Hosted Realtime drops realtime.messages partitions after a few days; here the one table is
+        pruned of messages older than an hour, every ten minutes."""
+        while True:
+            await asyncio.sleep(600)
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute("delete from realtime.messages where inserted_at < now() - interval '1 hour'")
+            except psycopg.Error as exc:
+                log.info("realtime: pruning realtime.messages failed: %s", exc)
 
     async def _deliver(self, raw: str) -> None:
         try:
