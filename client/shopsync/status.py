@@ -112,7 +112,9 @@ class SyncStatus:
       pulls continue); ``rate_limited_until``: when a 429 back-off ends, or None;
     * ``next_sync_at``: when the background thread syncs next (None when it is not running);
     * ``last_verified_at``: when the synced rows last matched the server's checksums, or None;
-      ``repairs``: tables repaired on this device so far, ``last_repair_at`` the last one's time.
+      ``repairs``: tables repaired on this device so far, ``last_repair_at`` the last one's time;
+    * ``live``: the live subscription (Supabase Realtime) is joined; False while it is down or off,
+      when the poll interval is what brings other devices' changes.
     """
 
     last_sync: datetime | None
@@ -130,3 +132,4 @@ class SyncStatus:
     last_verified_at: datetime | None = None
     repairs: int = 0
     last_repair_at: datetime | None = None
+    live: bool = False

@@ -25,6 +25,7 @@ from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
 from .schema import Schema, TableSpec, utc_now_iso
+from .watch import ALL_ROWS, ChangeFeed, Changes
 
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
@@ -75,6 +76,8 @@ class LocalStore:
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
         self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
+        #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
+        self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("pragma journal_mode = wal")
         self._conn.execute("pragma synchronous = normal")
@@ -124,11 +127,14 @@ class LocalStore:
                 yield self._conn
             except BaseException:
                 self._conn.execute("rollback")
+                self.changes.discard()
                 raise
             else:
                 self._conn.execute("commit")
+                changed = self.changes.take()
             finally:
                 self._depth = 0
+        self.changes.emit(changed)  # watchers run after the commit, outside the lock
 
     def close(self) -> None:
         with self._lock:
@@ -280,9 +286,19 @@ class LocalStore:
             version = int(self._conn.execute("pragma data_version").fetchone()[0])
         return version, self._writes.get(table, 0)
 
+    def watch(self, table: str, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``callback(row_ids)`` after each committed local write or pull page that changed rows
+        of ``table`` (``{"*"}``: all may have, after a local reset); returns a function that stops it."""
+        return self.changes.watch(table, callback)
+
+    def add_change_listener(self, callback: Callable[[Changes], None]) -> Callable[[], None]:
+        """Call ``callback({table: row_ids})`` after each commit that changed rows; returns the remover."""
+        return self.changes.add_listener(callback)
+
     def write_row(self, table: str, values: dict[str, Any]) -> None:
         """Insert or update one row from stored values (the columns given; ``id`` required)."""
         self.note_write(table)
+        self.changes.touch(table, (values["id"],))
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
         self._conn.execute(
@@ -294,6 +310,9 @@ class LocalStore:
     def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
         self.note_write(table)
+        rows = list(rows)
+        at = list(columns).index("id")
+        self.changes.touch(table, (r[at] for r in rows))
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c != "id")
         self._conn.executemany(
             f"insert into {_q(table)} ({', '.join(_q(c) for c in columns)}) values ({', '.join('?' * len(columns))})"
@@ -303,6 +322,8 @@ class LocalStore:
         """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
         no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
         self.note_write(table)
+        versions = list(versions)
+        self.changes.touch(table, (v[1] for v in versions))
         self._conn.executemany(
             f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
             " last_error = null where id = ?", versions)
@@ -456,6 +477,7 @@ class LocalStore:
                     and cur["deleted_at"] is None
                     and cur["sync_state"] == "synced"]
             self._conn.executemany(f"delete from {_q(table)} where id = ?", [(r,) for r in gone])
+            self.changes.touch(table, gone)
             self.bases.drop(table, gone)
             fixed += len(gone)
         return fixed
@@ -466,6 +488,7 @@ class LocalStore:
         self.note_write()
         with self.transaction():
             for name in self.schema.tables:
+                self.changes.touch(name, (ALL_ROWS,))
                 self._conn.execute(
                     f"delete from {_q(name)} where sync_state in ('synced', 'failed')"
                     " and id not in (select row_id from _outbox where table_name = ?)"
