@@ -12,7 +12,7 @@ from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.
 from .live import LiveSubscription
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
-from .status import PullProgress, Rejection, SyncResult, SyncStatus, UnreadableRow
+from .status import PullProgress, Rejection, Repair, SyncResult, SyncStatus, UnreadableRow
 from .store import SYNC_STATES, LocalStore, QueueSummary
 from .transport import SupabaseTransport, Transport
 from .watch import Changes
@@ -28,6 +28,7 @@ __all__ = [
     "Conflict",
     "Rejection",
     "UnreadableRow",
+    "Repair",
     "PullProgress",
     "OutboxEntry",
     "Schema",

@@ -23,10 +23,15 @@ from .schema import utc_now_iso
 from .status import PullProgress, SyncResult, SyncStatus
 from .store import LocalStore
 from .transport import SupabaseTransport, TokenSource, Transport
+from .verify import Verifier
 
 __all__ = ["SyncClient"]
 
 Keep = str | dict[str, Any]
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 class SyncClient:
@@ -54,6 +59,7 @@ class SyncClient:
         debounce: float = 1.0,
         backoff_base: float = 5.0,
         backoff_cap: float = 300.0,
+        verify: bool = True,
         live: bool = True,
     ) -> None:
         if transport is None:
@@ -74,6 +80,9 @@ class SyncClient:
         self.platform = platform
         self.batch_size = batch_size
         self.page_size = page_size
+        #: Check the synced rows against the server's checksums when a sync reaches the tip (verify.py).
+        self.verify = verify
+        self._verify_cache: dict[str, Any] = {}
         self._sync_lock = threading.Lock()
         self._is_syncing = False
         self._schema_checked = False
@@ -171,6 +180,8 @@ class SyncClient:
             push_error = self._push_all(result) if push else None
             if pull and (push_error is None or isinstance(push_error, (LicenceError, RateLimitedError, ForbiddenError))):
                 self._pull_all(result)  # a refused push does not stop pulls
+                if self.verify and not result.errors:
+                    self._verify(result)
             forgotten = [e for e in result.errors if isinstance(e, DeviceError)
                          and e.reason in ("device_not_registered", "device_credential_unclaimed")]
             if attempt == 1 and forgotten:
@@ -213,6 +224,15 @@ class SyncClient:
                reset_local=self.reset_local, page_hook=self.pull_page_hook,
                listeners=self._pull_listeners).pull_all(result)
 
+    def _verify(self, result: SyncResult) -> None:
+        def pull_again() -> bool:
+            errors = len(result.errors)
+            self._pull_all(result)
+            return len(result.errors) == errors
+
+        Verifier(self.store, self.transport, pull_again, refresh_schema=self.refresh_schema,
+                 cache=self._verify_cache).verify(result)
+
     def reset_local(self) -> None:
         """Drop synced rows, keep every pending outbox entry (and rows in conflict), pull from zero."""
         self.store.forget_synced_rows()
@@ -254,6 +274,9 @@ class SyncClient:
             rate_limited_until=limited_until if limited_until and limited_until > now else None,
             next_sync_at=self._background.next_sync_at(),
             cursor=store.cursor,
+            last_verified_at=_when(store.get_meta("verified_at")),
+            repairs=int(store.get_meta("repairs", "0") or 0),
+            last_repair_at=_when(store.get_meta("last_repair_at")),
             live=self.live is not None and self.live.is_up,
         )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .errors import ShopSyncError
 
-__all__ = ["SyncResult", "SyncStatus", "Rejection", "PullProgress", "UnreadableRow"]
+__all__ = ["SyncResult", "SyncStatus", "Rejection", "PullProgress", "UnreadableRow", "Repair"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class UnreadableRow:
 
 
 @dataclass(frozen=True)
+class Repair:
+    """A table whose checksum differed from the server's at the tip and was re-fetched: how many
+    rows changed, and the live rows the device and the server counted before the repair."""
+
+    table: str
+    rows_fixed: int
+    device_count: int
+    server_count: int
+
+
+@dataclass(frozen=True)
 class PullProgress:
     """After each committed pull page: changes pulled so far in this sync, what the server said is
     still ahead (``remaining``, an upper bound) and the cursor now stored."""
@@ -56,7 +67,9 @@ class SyncResult:
     Counts are per event (``pushed`` = events the server answered) and per pulled change.
     ``errors`` holds whole-call failures (the outbox was left as it was); ``ok`` is True without.
     ``unreadable`` lists server rows this client could not read and skipped (see
-    :class:`UnreadableRow`); they do not make the sync fail.
+    :class:`UnreadableRow`); they do not make the sync fail. ``verified`` says whether the
+    device's synced rows were checked against the server's checksums at the tip (True: equal, after
+    any ``repairs``; False: not equal; None: not checked this time).
     """
 
     pushed: int = 0
@@ -70,6 +83,8 @@ class SyncResult:
     rejections: list[Rejection] = field(default_factory=list)
     errors: list[ShopSyncError] = field(default_factory=list)
     unreadable: list[UnreadableRow] = field(default_factory=list)
+    verified: bool | None = None
+    repairs: list[Repair] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +111,8 @@ class SyncStatus:
     * ``licence_state``: ``ok``, ``licence_expired`` or ``device_limit_reached`` (pushes refused,
       pulls continue); ``rate_limited_until``: when a 429 back-off ends, or None;
     * ``next_sync_at``: when the background thread syncs next (None when it is not running);
+    * ``last_verified_at``: when the synced rows last matched the server's checksums, or None;
+      ``repairs``: tables repaired on this device so far, ``last_repair_at`` the last one's time;
     * ``live``: the live subscription (Supabase Realtime) is joined; False while it is down or off,
       when the poll interval is what brings other devices' changes.
     """
@@ -112,4 +129,7 @@ class SyncStatus:
     rate_limited_until: datetime | None = None
     next_sync_at: datetime | None = None
     cursor: int = 0
+    last_verified_at: datetime | None = None
+    repairs: int = 0
+    last_repair_at: datetime | None = None
     live: bool = False

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import invoice
 from .bases import BASES_DDL, Bases
+from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -74,6 +75,7 @@ class LocalStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
+        self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
         #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
         self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -81,6 +83,10 @@ class LocalStore:
         self._conn.execute("pragma synchronous = normal")
         self._conn.execute("pragma foreign_keys = on")
         self._conn.execute("pragma busy_timeout = 30000")
+        for name, (n_args, fn) in SQLITE_FUNCTIONS.items():  # the row hash's helpers (checksums.py)
+            self._conn.create_function(name, n_args, fn, deterministic=True)
+        for name, (n_args, agg) in SQLITE_AGGREGATES.items():
+            self._conn.create_aggregate(name, n_args, agg)  # type: ignore[arg-type]  # (finalize: text)
         self.outbox = Outbox(self._conn)
         self.conflict_log = ConflictLog(self._conn)
         self.bases = Bases(self._conn)
@@ -241,6 +247,7 @@ class LocalStore:
                         self._conn.execute(f"alter table {_q(t.name)} add column {_q(c.name)} {c.sqlite_type}")
                         if self._conn.execute(f"select 1 from {_q(t.name)} limit 1").fetchone():
                             refill = True
+            self._writes = {t: self._writes.get(t, 0) + 1 for t in {*new.tables, *self._writes}}
             self.set_meta("schema_json", json.dumps(new.raw, sort_keys=True))
             self.set_meta("schema_version", new.version)
             if refill:
@@ -266,6 +273,19 @@ class LocalStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def note_write(self, *tables: str) -> None:
+        """Count a write to ``tables`` (every table when none is named) for :meth:`write_marker`.
+        Every method here that writes a synced table calls it; so must any other writer."""
+        for t in tables or (*self.schema.tables, *self._writes):
+            self._writes[t] = self._writes.get(t, 0) + 1
+
+    def write_marker(self, table: str) -> tuple[int, int]:
+        """Changes when ``table`` may have changed: writes through this store (:meth:`note_write`),
+        and commits by any other connection to the file (``pragma data_version``: a hand edit)."""
+        with self._lock:
+            version = int(self._conn.execute("pragma data_version").fetchone()[0])
+        return version, self._writes.get(table, 0)
+
     def watch(self, table: str, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
         """Call ``callback(row_ids)`` after each committed local write or pull page that changed rows
         of ``table`` (``{"*"}``: all may have, after a local reset); returns a function that stops it."""
@@ -277,6 +297,7 @@ class LocalStore:
 
     def write_row(self, table: str, values: dict[str, Any]) -> None:
         """Insert or update one row from stored values (the columns given; ``id`` required)."""
+        self.note_write(table)
         self.changes.touch(table, (values["id"],))
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
@@ -288,6 +309,7 @@ class LocalStore:
 
     def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
+        self.note_write(table)
         rows = list(rows)
         at = list(columns).index("id")
         self.changes.touch(table, (r[at] for r in rows))
@@ -299,6 +321,7 @@ class LocalStore:
     def mark_synced(self, table: str, versions: Iterable[tuple[int, str]]) -> None:
         """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
         no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
+        self.note_write(table)
         versions = list(versions)
         self.changes.touch(table, (v[1] for v in versions))
         self._conn.executemany(
@@ -375,9 +398,94 @@ class LocalStore:
         values["last_error"] = None if state == "synced" else (cur or {}).get("last_error")
         self.write_row(table, values)
 
+    # -- verification (checksums.py, verify.py) ------------------------------------------------------
+    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = ()) -> tuple[int, int]:
+        """Count and sum (not reduced) of the row hashes of the synced live rows without local values
+        on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
+        (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
+        and an aggregate hashes it, so no row is handed to Python. One statement."""
+        self.table(table)
+        with self._lock:
+            row = self._conn.execute(
+                f"select shopsync_hash_sum({canonical_sql}) from {_q(table)} as t"
+                " where t.sync_state = 'synced' and t.deleted_at is null"
+                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
+                " and t.id not in (select value from json_each(?))",
+                (table, table, json.dumps(sorted(set(skip))))).fetchone()
+        count, _, total = str(row[0] if row and row[0] else "0:0").partition(":")
+        return int(count), int(total)
+
+    def unsettled_rows(self, table: str) -> list[tuple[dict[str, Any] | None, str]]:
+        """The rest of what :meth:`synced_row_hashes` leaves out: rows with local values on top (queued
+        events, open conflict) as their base (stored form), and rows this device cannot vouch for
+        (local values on top and no base, or a rejected edit shown) as ``None``; with their ids."""
+        self.table(table)
+        with self._lock:
+            rows = self._conn.execute(
+                f"select t.id, b.row,"
+                " exists (select 1 from _outbox as o where o.table_name = ? and o.row_id = t.id)"
+                " or exists (select 1 from _conflicts as c where c.table_name = ? and c.row_id = t.id"
+                " and c.resolved_at is null)"
+                f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id"
+                " where t.sync_state <> 'synced'"
+                " or t.id in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " or t.id in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)",
+                (table, table, table, table, table)).fetchall()
+        return [(json.loads(base) if local and base is not None else None, str(row_id))
+                for row_id, base, local in rows]
+
+    def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]], *,
+                     keep: Iterable[str] = ()) -> int:
+        """Make this device's copy of ``table`` the server's live rows ``server_rows`` (id -> stored
+        row), in one transaction: rows with local values on top get the server row as their base
+        (queued events and open conflicts stay on top); the others are overwritten; live rows the
+        server does not have are dropped (unless they carry local values or a rejected edit, or are
+        in ``keep``). Returns how many rows changed."""
+        spec = self.table(table)
+        names = [c.name for c in spec.columns]
+        fixed = 0
+        self.note_write(table)
+        with self.transaction():
+            local = {r["id"]: r for r in self.stored_rows(table)}
+            busy = self.rows_with_local_changes(table, set(local) | set(server_rows))
+            for row_id, server in server_rows.items():
+                cur = local.get(row_id)
+                if row_id in busy:
+                    if self.bases.get(table, row_id) != server:
+                        fixed += 1
+                    values = dict(server)
+                    conflict = self.conflict_log.open_for_row(table, row_id)
+                    if conflict:
+                        values.update(conflict["local_values"])
+                    values.update(self.pending_overlay(table, row_id))
+                    self.bases.put(table, row_id, server)
+                    state = self.row_state(table, row_id)
+                    values["sync_state"] = state
+                    values["last_error"] = (cur or {}).get("last_error") if state != "synced" else None
+                    self.write_row(table, values)
+                    continue
+                if cur is not None and cur["sync_state"] == "failed" and cur["version"] == server.get("version"):
+                    continue  # a rejected edit stays visible until the server has news
+                if cur is None or any(cur.get(c) != server.get(c) for c in names):
+                    fixed += 1
+                    self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced",
+                                           "last_error": None})
+            kept = set(keep)
+            gone = [row_id for row_id, cur in local.items()
+                    if row_id not in server_rows and row_id not in busy and row_id not in kept
+                    and cur["deleted_at"] is None
+                    and cur["sync_state"] == "synced"]
+            self._conn.executemany(f"delete from {_q(table)} where id = ?", [(r,) for r in gone])
+            self.changes.touch(table, gone)
+            self.bases.drop(table, gone)
+            fixed += len(gone)
+        return fixed
+
     def forget_synced_rows(self) -> None:
         """Drop synced and failed rows, keep every row with queued events or an open conflict (and
         their bases), and set the cursor to 0: the next pull fills the file again."""
+        self.note_write()
         with self.transaction():
             for name in self.schema.tables:
                 self.changes.touch(name, (ALL_ROWS,))
@@ -545,6 +653,7 @@ class LocalStore:
             if c is None or c["resolved_at"] is not None:
                 raise NotFoundError(f"no open conflict {conflict_id}", reason="not_found")
             spec = self.table(c["table"])
+            self.note_write(spec.name)
             server = c["server_row"] or {}
             if keep == "remote":
                 values: dict[str, Any] = {}

@@ -15,6 +15,7 @@ select results_eq(
   $$
     values
     ('shopsync.call_failed(text,text)'),
+    ('shopsync.checksums(uuid,jsonb)'),
     ('shopsync.choose_shop(uuid)'),
     ('shopsync.current_membership()'),
     ('shopsync.current_shop_id()'),
@@ -27,11 +28,13 @@ select results_eq(
     ('shopsync.pull(uuid,bigint,integer)'),
     ('shopsync.push(uuid,jsonb)'),
     ('shopsync.register_device(uuid,text,text)'),
+    ('shopsync.report_repair(uuid,text,bigint)'),
     ('shopsync.require_seat_in_my_shop()'),
     ('shopsync.reset_device_credential(uuid)'),
     ('shopsync.rotate_device_secret(uuid)'),
     ('shopsync.schema_version()'),
     ('shopsync.shop_dashboard()'),
+    ('shopsync.table_rows(uuid,text,uuid,integer)'),
     ('shopsync.verify_my_chain(text)')
   $$,
   'authenticated executes only the allow-listed shopsync functions'
