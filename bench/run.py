@@ -46,11 +46,13 @@ from shopsync_stack.settings import StackSettings, load_settings  # noqa: E402
 FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,
         "history_big": 1_000_000, "history_small": 1_000, "tip": 100, "tip_repeats": 21,
         "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500,
-        "backlog": 16_000, "backlog_elsewhere": 60_000}
+        "backlog": 16_000, "backlog_elsewhere": 60_000, "backlog_big": 100_000,
+        "small_sales": 100, "fleet_busy": 4, "fleet_saturation_s": 20, "fleet_half_s": 30, "fleet_interval_s": 3}
 QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
          "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
          "rls_repeats": 3, "conc_total": 320, "conc_batch": 500,
-         "backlog": 320, "backlog_elsewhere": 1_200}
+         "backlog": 320, "backlog_elsewhere": 1_200, "backlog_big": 0,
+         "small_sales": 8, "fleet_busy": 1, "fleet_saturation_s": 1, "fleet_half_s": 1, "fleet_interval_s": 0.5}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
 # The tables a push reads and writes by shop: analyzed before each measured phase whose baseline must
@@ -554,17 +556,45 @@ def bench_backlog_after(b: Bench, fresh: dict[str, Any]) -> dict[str, Any]:
     ratio = res["events_per_s"] / fresh["events_per_s"]
     log(f"backlog after {elsewhere['events']} elsewhere: {res['events']} events in {res['seconds']:.2f}s"
         f" = {res['events_per_s']:,.0f}/s ({ratio:.2f}x the fresh stack)")
-    return {"fresh": fresh, "after_elsewhere": res, "elsewhere_events": elsewhere["events"],
-            "ratio_after_vs_fresh": ratio,
+    out = {"fresh": fresh, "after_elsewhere": res, "elsewhere_events": elsewhere["events"],
+           "ratio_after_vs_fresh": ratio,
             "note": ("one device of a new shop pushes its queued events (batch "
                      f"{b.sizes['conc_batch']}): first on the fresh stack, then right after "
                      f"{elsewhere['events']:,} events of another shop with the statistics analyzed then")}
+    if b.sizes["backlog_big"]:  # growth is linear: the same push at 100,000 (full run only)
+        analyze_push_tables(b)
+        big = push_backlog(b, "backlog-big", b.sizes["backlog_big"], b.sizes["conc_batch"])
+        out["big"] = big
+        out["ratio_big_vs_16k_per_event"] = (big["seconds"] / big["events"]) / (res["seconds"] / res["events"])
+        log(f"backlog of {big['events']:,} events: {big['seconds']:.1f}s = {big['events_per_s']:,.0f}/s; time per"
+            f" event {out['ratio_big_vs_16k_per_event']:.2f}x the {res['events']:,}-event backlog's")
+    return out
+
+
+# -- 7. a small push: one sale (issue 13 item 4) --------------------------------------------------
+def bench_small_push(b: Bench) -> dict[str, Any]:
+    """A till's sale (10 events) pushed on a direct connection, one transaction each: the server's
+    time per call (statement + commit, no HTTP), p50 over small_sales pushes."""
+    import sale
+
+    r = sale.profile_sales(b, b.sizes["small_sales"], statements=False)
+    r.pop("statements", None)
+    log(f"small push: {r['pushes']} sales of {r['events_per_push']} events, direct: p50 {r['p50_ms']:.2f} ms,"
+        f" p90 {r['p90_ms']:.2f} ms")
+    return r
 
 
 # -- report ------------------------------------------------------------------------------------------
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     p, pl, h, rl, c, bl = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"], r["backlog"]
+    sp, fl = r["small_push"], r["fleet"]
     t = [
+        # issue 13
+        ("push batch 500 events/s (issue 13)", p["batch_500"]["events_per_s"], ">=", 8_000),
+        ("push batch 500 / raw insert (issue 13)", p["ratio_500_vs_raw"], ">=", 0.15),
+        ("10-event push, server ms p50", sp["p50_ms"], "<=", 2),
+        ("fleet at half load: errors", fl["half_load"]["errors"], "<=", 0),
+        # issue 8
         ("new shop's backlog after 60k elsewhere / fresh", bl["ratio_after_vs_fresh"], ">=", 0.8),
         ("push batch 500 events/s", p["batch_500"]["events_per_s"], ">=", 20_000),
         ("push batch 500 / batch 1", p["ratio_500_vs_1"], ">=", 50),
@@ -577,6 +607,8 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("16 devices / 1 device throughput", c["ratio_16_vs_1"], ">=", 0.5),
         ("16 devices errors", c["devices_16"]["errors"], "<=", 0),
     ]
+    if "ratio_big_vs_16k_per_event" in bl:
+        t.append(("backlog 100k / 16k, time per event", bl["ratio_big_vs_16k_per_event"], "<=", 1.25))
     return [{"name": n, "value": v, "op": op, "target": tgt, "met": (v >= tgt) if op == ">=" else (v <= tgt)}
             for n, v, op, tgt in t]
 
@@ -622,6 +654,20 @@ def table(r: dict[str, Any]) -> str:
                   fmt(bl["ratio_after_vs_fresh"])))
     lines.append((f"new shop's backlog {bl['fresh']['events']:,} events, fresh stack",
                   f"{fmt(bl['fresh']['events_per_s'])} ev/s", "", ""))
+    if "big" in bl:
+        lines.append((f"one device's backlog {bl['big']['events']:,} events (new shop)",
+                      f"{fmt(bl['big']['events_per_s'])} ev/s", f"{bl['after_elsewhere']['events']:,} events, per event",
+                      fmt(bl["ratio_big_vs_16k_per_event"])))
+    sp, fl = r["small_push"], r["fleet"]
+    lines.append((f"a sale ({sp['events_per_push']} events) pushed, server p50 / p90 (direct)",
+                  f"{fmt(sp['p50_ms'])} / {fmt(sp['p90_ms'])} ms", "", ""))
+    sat, half = fl["saturation"], fl["half_load"]
+    lines.append((f"fleet saturation: {sat['tills']} tills back to back", f"{fmt(sat['sales_per_s'])} sales/s,"
+                  f" {sat['errors']} errors", "per core-second (Postgres + gateway CPU)",
+                  fmt(sat.get("sales_per_core_s", float("nan")))))
+    lines.append((f"fleet half load: {half['tills']} tills, a sale every {half['interval_s']:g}s",
+                  f"{fmt(half['sales_per_s'])} sales/s, p50 {fmt(half['p50_ms'])} ms, p99 {fmt(half['p99_ms'])} ms",
+                  f"{half['errors']} errors", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 500", f"{fmt(m['page_500_rows_total']['peak_rss_mib'])} MiB"
                   f" (+{fmt(m['page_500_rows_total']['rss_growth_mib'])})", "", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 2000",
@@ -639,7 +685,7 @@ def table(r: dict[str, Any]) -> str:
         if j == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out.append("")
-    out.append("| target (issue 8) | measured | target | met |")
+    out.append("| target (issues 8, 13) | measured | target | met |")
     out.append("|---|---|---|---|")
     for t in r["targets"]:
         out.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
@@ -657,7 +703,10 @@ REQUIRED = [
     ("concurrency", "devices_16", "errors"), ("concurrency", "ratio_16_vs_1"),
     ("memory", "page_500_rows_total", "peak_rss_mib"), ("memory", "page_2000_rows_total", "peak_rss_mib"),
     ("memory", "page_500_small_total", "peak_rss_mib"), ("backlog", "fresh", "events_per_s"),
-    ("backlog", "after_elsewhere", "events_per_s"), ("backlog", "ratio_after_vs_fresh"), ("targets",),
+    ("backlog", "after_elsewhere", "events_per_s"), ("backlog", "ratio_after_vs_fresh"),
+    ("small_push", "p50_ms"), ("small_push", "p90_ms"), ("fleet", "saturation", "sales_per_s"),
+    ("fleet", "saturation", "sales_per_core_s"), ("fleet", "half_load", "p99_ms"), ("fleet", "half_load", "errors"),
+    ("targets",),
 ]
 
 
@@ -669,7 +718,7 @@ def missing_figures(r: dict[str, Any]) -> list[str]:
         for key in path:
             v = v.get(key) if isinstance(v, dict) else None
         ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
-            isinstance(v, list) and len(v) == 11 if path == ("targets",) else
+            isinstance(v, list) and len(v) >= 15 if path == ("targets",) else
             isinstance(v, (int, float)) and v == v)
         if not ok:
             missing.append(".".join(path))
@@ -698,7 +747,8 @@ def machine() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds; checks every figure is produced")
-    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency (default all)")
+    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency,small,fleet"
+                                   " (default all)")
     ap.add_argument("--no-print-json", action="store_true", help="print the table only (the JSON is still written)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -710,7 +760,7 @@ def main() -> int:
         return 0
     settings = load_settings(ROOT / ".env")
     sizes = QUICK if args.quick else FULL
-    parts = set((args.only or "backlog,push,pull,history,rls,concurrency").split(","))
+    parts = set((args.only or "backlog,push,pull,history,rls,concurrency,small,fleet").split(","))
     started = time.perf_counter()
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "started_at": datetime.now(timezone.utc).isoformat(), "sizes": sizes,
@@ -728,6 +778,12 @@ def main() -> int:
                 results["backlog"] = bench_backlog_after(b, fresh)
             if "concurrency" in parts:  # before the million-entry history exists (see bench_history)
                 results["concurrency"] = bench_concurrency(b)
+            if "small" in parts:
+                results["small_push"] = bench_small_push(b)
+            if "fleet" in parts:
+                import fleet
+
+                results["fleet"] = fleet.bench_fleet(b)
             if "pull" in parts or "rls" in parts:
                 results["pull"], results["memory"] = bench_pull(b)
             if "history" in parts:
@@ -738,7 +794,7 @@ def main() -> int:
     results.get("pull", {}).pop("_shop", None)
     results.get("pull", {}).pop("_email", None)
     results["duration_s"] = time.perf_counter() - started
-    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency"}
+    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency", "small", "fleet"}
     if complete:
         results["targets"] = targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
