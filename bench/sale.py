@@ -186,10 +186,10 @@ def main() -> int:
           f" p90 {r['p90_ms']:.2f} ms, mean {r['mean_ms']:.2f} ms; backend CPU {r['backend_cpu_ms_per_push']:.2f} ms"
           " per push")
     if r["statements"]:
-        n = r["pushes"]
+        n = args.sales  # the statements of the warm-up pushes are counted too
         plan_ms, _, plans = r["planning"]
         print(f"planning of all statements: {plan_ms / n:.2f} ms per push ({plans / n:.0f} plans per push)")
-        print(f"\nstatements per push (track = all; ms per push = total / {n}):")
+        print(f"\nstatements per push (track = all, track_planning; ms per push = total / {n}):")
         print(f"{'calls/push':>10} {'exec ms':>8} {'plan ms':>8} {'blks':>7}  query")
         for calls, tot, plan, _rows, blks, q in r["statements"]:
             print(f"{calls / n:>10.1f} {tot / n:>8.3f} {plan / n:>8.3f} {blks / n:>7.0f}  {q}")
