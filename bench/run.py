@@ -47,12 +47,14 @@ FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000
         "history_big": 1_000_000, "history_small": 1_000, "tip": 100, "tip_repeats": 21,
         "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500,
         "backlog": 16_000, "backlog_elsewhere": 60_000, "backlog_big": 100_000,
-        "small_sales": 100, "fleet_busy": 4, "fleet_saturation_s": 20, "fleet_half_s": 30, "fleet_interval_s": 3}
+        "small_sales": 100, "fleet_busy": 4, "fleet_saturation_s": 20, "fleet_half_s": 30, "fleet_interval_s": 3,
+        "live_max_subscribers": 100, "live_rounds": 20, "live_push_events": 2_000, "live_push_repeats": 5}
 QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
          "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
          "rls_repeats": 3, "conc_total": 320, "conc_batch": 500,
          "backlog": 320, "backlog_elsewhere": 1_200, "backlog_big": 0,
-         "small_sales": 8, "fleet_busy": 1, "fleet_saturation_s": 1, "fleet_half_s": 1, "fleet_interval_s": 0.5}
+         "small_sales": 8, "fleet_busy": 1, "fleet_saturation_s": 1, "fleet_half_s": 1, "fleet_interval_s": 0.5,
+         "live_max_subscribers": 3, "live_rounds": 3, "live_push_events": 200, "live_push_repeats": 1}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
 # The tables a push reads and writes by shop: analyzed before each measured phase whose baseline must
@@ -602,6 +604,292 @@ def bench_small_push(b: Bench) -> dict[str, Any]:
     return r
 
 
+# -- 7. live sync (issue 15) -----------------------------------------------------------------------------
+LIVE_SUBSCRIBERS = (1, 10, 100)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def live_reader_worker(settings: StackSettings, folder: str, token: str, names: list[str], q: Any,
+                       stop: Any) -> None:
+    """Devices of one reader process: register, watch customers, start (Realtime + background sync);
+    every row a watcher reports goes to ``q`` as (name, row_id, visible_at, poked_at)."""
+    clients = [make_client(settings, Path(folder) / f"{name}.db", token, name, interval=3600) for name in names]
+    for name, c in zip(names, clients, strict=True):
+        c.register()
+
+        def on_rows(ids: frozenset[str], name: str = name, c: SyncClient = c) -> None:
+            now = time.perf_counter()
+            poked = c.live.last_poke_at if c.live is not None else None
+            for rid in ids:
+                q.put((name, rid, now, poked))
+
+        c.store.watch("customers", on_rows)
+        c.start()
+    joined = all(c.live is not None and c.live.joined.wait(120) for c in clients)
+    for c in clients:
+        c.sync_now().wait(60)
+    q.put(("ready", len(names) if joined else -1, 0.0, None))
+    stop.wait(3600)
+    for c in clients:
+        c.stop(10)
+        c.store.close()
+
+
+def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
+    """n devices subscribed (SyncClient.start(): Realtime + background sync, poll interval an hour),
+    spread over up to 4 reader processes (one Python process for 100 devices would measure its own
+    GIL); a writer device inserts one customer and syncs. Measured per reader from the writer's push
+    returning (the push half of its sync(): the server has committed) to the row being readable on
+    the reader (its store watcher fires after the pull committed), split into the poke's arrival and
+    the pull. Timing from the whole sync() returning would hide most of it: the writer's own pull
+    runs after the push, and the readers mostly have the row before it is done. perf_counter is the
+    system's monotonic clock, the same in every process."""
+    import queue as queue_mod
+
+    shop, email = b.make_shop(f"live{n}")
+    token = b.token(email)
+    writer = b.device(f"live-{n}-writer", email, live=False)
+    writer.register()
+    ctx = mp.get_context("fork")
+    q, stop = ctx.Queue(), ctx.Event()
+    procs_n = min(n, 4)
+    names = [f"live-{n}-{i}" for i in range(n)]
+    procs = [ctx.Process(target=live_reader_worker, args=(b.settings, str(b.tmp), token, names[k::procs_n], q, stop))
+             for k in range(procs_n)]
+    for p in procs:
+        p.start()
+    ready = [q.get(timeout=600) for _ in procs]
+    assert all(r[0] == "ready" and r[1] > 0 for r in ready), f"a reader process never joined: {ready}"
+    latencies: list[float] = []
+    deliveries: list[float] = []
+    missed = 0
+    try:
+        for k in range(rounds):
+            row_id = writer.store.insert("customers", {"name": f"live {n} {k}"})["id"]
+            writer.push().raise_for_errors()  # the push half of sync(): the server has committed the row
+            t0 = time.perf_counter()
+            got: dict[str, tuple[float, float | None]] = {}
+            deadline = t0 + 10
+            while len(got) < n and time.perf_counter() < deadline:
+                try:
+                    name, rid, at, poked = q.get(timeout=max(0.01, deadline - time.perf_counter()))
+                except queue_mod.Empty:
+                    break
+                if rid == row_id:
+                    got.setdefault(name, (at, poked))
+            missed += n - len(got)
+            writer.pull().raise_for_errors()  # the rest of the writer's sync(), not timed
+            # Readable before the writer's push() returned (a race of microseconds) counts as 0.
+            latencies += [max(0.0, at - t0) * 1000 for at, _ in got.values()]
+            deliveries += [max(0.0, poked - t0) * 1000 for _, poked in got.values() if poked is not None]
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(60)
+        writer.store.close()
+    p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
+    d50, d99 = _pct(deliveries, 0.5), _pct(deliveries, 0.99)
+    log(f"live {n} subscriber(s): write-to-visible p50 {p50:.0f} ms, p99 {p99:.0f} ms (poke arrives p50 {d50:.0f},"
+        f" p99 {d99:.0f} ms) over {len(latencies)} deliveries, {missed} missed")
+    return {"subscribers": n, "rounds": rounds, "reader_processes": procs_n, "deliveries": len(latencies),
+            "missed": missed, "p50_ms": p50, "p99_ms": p99, "max_ms": max(latencies) if latencies else float("nan"),
+            "poke_p50_ms": d50, "poke_p99_ms": d99}
+
+
+def live_staff(b: Bench, shop: str, n: int, tag: str) -> list[str]:
+    """n more staff users of ``shop``; their emails."""
+    emails = [f"bench-{tag}-{i}-{b.run_id}@bench.test" for i in range(n)]
+    with b.conn.transaction():
+        for email in emails:
+            user = str(uuid.uuid4())
+            b.conn.execute("insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data,"
+                           " raw_user_meta_data, created_at, updated_at) values ('00000000-0000-0000-0000-000000000000',"
+                           " %s, 'authenticated', 'authenticated', %s, '{\"provider\": \"email\"}', '{}', now(), now())",
+                           (user, email))
+            b.conn.execute("insert into public.shop_members (shop_id, user_id, role) values (%s, %s, 'staff')",
+                           (shop, user))
+    return emails
+
+
+def live_server_fanout(b: Bench, n: int, rounds: int, *, own_users: bool) -> dict[str, Any]:
+    """The server's side of a poke's fan-out alone: n registered devices of one shop each call
+    sync_pull for the one new change at once (one process, async HTTP, no device library), as n
+    devices on their own machines would after one Broadcast. Per round: the time until all n
+    answered; per call: its latency. ``own_users``: each device signed in as its own staff user,
+    else all as one (the per-user pull meter is one row: its lock serializes their pulls)."""
+    import asyncio
+
+    import httpx
+
+    shop, email = b.make_shop(f"livefan{n}{'u' if own_users else ''}")
+    emails = live_staff(b, shop, n, f"fan{n}") if own_users else [email] * n
+    tokens = [b.token(e) for e in emails]
+    url = f"{b.settings.api_url}/rest/v1/rpc"
+
+    async def run() -> tuple[list[float], list[float]]:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(headers={"apikey": b.settings.anon_key}, limits=limits, timeout=60) as http:
+            devices: list[tuple[str, dict[str, str]]] = []
+            for i in range(n):
+                dev = str(uuid.uuid4())
+                auth = {"Authorization": f"Bearer {tokens[i]}"}
+                reg = await http.post(f"{url}/sync_register_device", json={"p_device_id": dev, "p_name": f"fan {i}"},
+                                      headers=auth)
+                reg.raise_for_status()
+                devices.append((dev, {**auth, "x-device-secret": reg.json()["device_secret"]}))
+            spans: list[float] = []
+            calls: list[float] = []
+            for k in range(rounds):
+                b.conn.execute("insert into public.customers (id, shop_id, name) values (gen_random_uuid(), %s, %s)",
+                               (shop, f"fan {k}"))
+                row = b.conn.execute("select last_seq from shopsync.shop_cursor where shop_id = %s", (shop,)).fetchone()
+                cursor = int(row[0]) - 1 if row else 0
+
+                async def pull(dev: str, headers: dict[str, str], cursor: int = cursor) -> float:
+                    t = time.perf_counter()
+                    r = await http.post(f"{url}/sync_pull", json={"p_device_id": dev, "p_cursor": cursor},
+                                        headers=headers)
+                    r.raise_for_status()
+                    return time.perf_counter() - t
+
+                t0 = time.perf_counter()
+                calls += await asyncio.gather(*(pull(d, s) for d, s in devices))
+                spans.append(time.perf_counter() - t0)
+            return spans, calls
+
+    spans, calls = asyncio.run(run())
+    ms = [c * 1000 for c in calls]
+    out = {"devices": n, "rounds": rounds, "own_users": own_users,
+           "all_answered_median_ms": statistics.median(spans) * 1000,
+           "call_p50_ms": _pct(ms, 0.5), "call_p99_ms": _pct(ms, 0.99)}
+    log(f"live server fan-out, {n} pulls at once ({'a user each' if own_users else 'one user'}): all answered in {out['all_answered_median_ms']:.0f} ms (median of"
+        f" {rounds}); per call p50 {out['call_p50_ms']:.0f} ms, p99 {out['call_p99_ms']:.0f} ms")
+    return out
+
+
+def live_push_rates(b: Bench, batch: int, n: int, repeats: int) -> dict[str, Any]:
+    """Push throughput with the live-sync broadcast on and off (the shop_cursor_broadcast trigger
+    enabled / disabled), alternating on and off so drift hits both; medians."""
+    shop, email = b.make_shop(f"livepush{batch}")
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        for k in range(repeats):
+            for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
+                b.conn.execute(f"alter table shopsync.shop_cursor {'enable' if mode == 'on' else 'disable'}"
+                               " trigger shop_cursor_broadcast")
+                client = b.device(f"livepush-{batch}-{k}-{mode}", email, batch_size=batch, live=False)
+                client.register()
+                queue_customers(client, n, f"lp{batch}{k}{mode}")
+                t0 = time.perf_counter()
+                r = client.push().raise_for_errors()
+                runs[mode].append(rate(r.applied, time.perf_counter() - t0))
+                client.store.close()
+    finally:
+        b.conn.execute("alter table shopsync.shop_cursor enable trigger shop_cursor_broadcast")
+    on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
+    log(f"live push batch {batch}: {on:,.0f} ev/s with the broadcast, {off:,.0f} without ({on / off:.2f})")
+    return {"batch": batch, "events": n, "repeats": repeats, "on_events_per_s": on, "off_events_per_s": off,
+            "ratio_on_vs_off": on / off}
+
+
+def broadcast_overhead(b: Bench, commits: int) -> dict[str, Any]:
+    """What the broadcast adds to one transaction, on the server: ``commits`` transactions that each
+    bump a throwaway shop's cursor (as every change-log statement does), timed inside Postgres with
+    the trigger on and off, alternating; the difference per commit (realtime.send's insert into
+    realtime.messages, its NOTIFY, the deferred trigger)."""
+    shop, _ = b.make_shop("livecost")
+    loop = ("do $$ declare t0 timestamptz; begin t0 := clock_timestamp(); for i in 1..%s loop"
+            " update shopsync.shop_cursor set last_seq = last_seq + 1 where shop_id = '%s'; commit; end loop;"
+            " perform set_config('bench.elapsed_us', (extract(epoch from clock_timestamp() - t0) * 1e6)::bigint::text,"
+            " false); end $$")
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        for k in range(4):
+            for mode in ("off", "on") if k % 2 == 0 else ("on", "off"):
+                b.conn.execute(f"alter table shopsync.shop_cursor {'enable' if mode == 'on' else 'disable'}"
+                               " trigger shop_cursor_broadcast")
+                b.conn.execute(loop % (commits, shop))  # type: ignore[arg-type]
+                row = b.conn.execute("select current_setting('bench.elapsed_us')::bigint").fetchone()
+                runs[mode].append(row[0] / commits if row else float("nan"))
+    finally:
+        b.conn.execute("alter table shopsync.shop_cursor enable trigger shop_cursor_broadcast")
+    on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
+    log(f"live broadcast cost: {on:.0f} us a commit with it, {off:.0f} us without (+{on - off:.0f} us)")
+    return {"commits": commits, "on_us_per_commit": on, "off_us_per_commit": off, "added_us_per_commit": on - off}
+
+
+def bench_live(b: Bench) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    top = b.sizes["live_max_subscribers"]
+    # Every change makes each subscribed device pull once, and the bench's devices share one user:
+    # 100 of them pass the per-user pull limit (1200 a minute) within seconds (docs/performance.md).
+    old = b.conn.execute("select value::text from shopsync.config where key = 'pull_calls_per_minute'").fetchone()
+    b.conn.execute("update shopsync.config set value = '1000000' where key = 'pull_calls_per_minute'")
+    try:
+        for n in sorted({k for k in LIVE_SUBSCRIBERS if k <= top} | {top}):
+            out[f"subscribers_{n}"] = live_latency(b, n, b.sizes["live_rounds"])
+        out["server_fanout"] = live_server_fanout(b, top, b.sizes["live_rounds"], own_users=False)
+        out["server_fanout_own_users"] = live_server_fanout(b, top, b.sizes["live_rounds"], own_users=True)
+    finally:
+        if old:
+            b.conn.execute("update shopsync.config set value = %s::jsonb where key = 'pull_calls_per_minute'",
+                           (old[0],))
+    out["push_batch_500"] = live_push_rates(b, 500, b.sizes["live_push_events"], b.sizes["live_push_repeats"])
+    out["push_batch_1"] = live_push_rates(b, 1, max(20, b.sizes["live_push_events"] // 20), b.sizes["live_push_repeats"])
+    out["broadcast_cost"] = cost = broadcast_overhead(b, b.sizes["live_push_events"])
+    for key in ("push_batch_500", "push_batch_1"):  # the added server time against a push call's time
+        x = out[key]
+        call_us = 1e6 * x["batch"] / x["off_events_per_s"]
+        x["call_ms_off"] = call_us / 1000
+        x["cost_increase"] = max(cost["added_us_per_commit"], 0.0) / call_us
+    big = out[f"subscribers_{top}"]
+    out["targets"] = [
+        {"name": f"live p50 at {top} subscribers (ms)", "value": big["p50_ms"], "op": "<=", "target": 100},
+        {"name": f"live p99 at {top} subscribers (ms)", "value": big["p99_ms"], "op": "<=", "target": 500},
+        {"name": "push call cost added by the broadcast, batch 1", "value": out["push_batch_1"]["cost_increase"],
+         "op": "<=", "target": 0.1},
+        {"name": "push call cost added by the broadcast, batch 500", "value": out["push_batch_500"]["cost_increase"],
+         "op": "<=", "target": 0.1},
+    ]
+    for t in out["targets"]:
+        t["met"] = t["value"] <= t["target"] if t["op"] == "<=" else t["value"] >= t["target"]
+    return out
+
+
+def live_table(r: dict[str, Any]) -> str:
+    lv = r["live"]
+    lines = ["| live sync (issue 15) | p50 | p99 | max | poke arrives p50 / p99 | deliveries |",
+             "|---|---|---|---|---|---|"]
+    for key in sorted((k for k in lv if k.startswith("subscribers_")), key=lambda k: int(k.split("_")[1])):
+        x = lv[key]
+        lines.append(f"| write-to-visible, {x['subscribers']} subscribed device(s) | {fmt(x['p50_ms'])} ms |"
+                     f" {fmt(x['p99_ms'])} ms | {fmt(x['max_ms'])} ms | {fmt(x['poke_p50_ms'])} / "
+                     f"{fmt(x['poke_p99_ms'])} ms | {x['deliveries']} ({x['missed']} missed) |")
+    for key in ("server_fanout", "server_fanout_own_users"):
+        f = lv[key]
+        who = "a user each" if f["own_users"] else "one user"
+        lines.append(f"| server side alone: {f['devices']} sync_pull calls at once ({who}) | call {fmt(f['call_p50_ms'])}"
+                     f" ms | call {fmt(f['call_p99_ms'])} ms | all answered {fmt(f['all_answered_median_ms'])} ms | | |")
+    c = lv["broadcast_cost"]
+    lines += ["", "| push with live sync | broadcast on | off | on / off | added server time / call |",
+              "|---|---|---|---|---|"]
+    for key in ("push_batch_500", "push_batch_1"):
+        x = lv[key]
+        lines.append(f"| batch {x['batch']} ({x['events']:,} events, median of {x['repeats']}) |"
+                     f" {fmt(x['on_events_per_s'])} ev/s | {fmt(x['off_events_per_s'])} ev/s | {fmt(x['ratio_on_vs_off'])} |"
+                     f" {100 * x['cost_increase']:.1f}% of {fmt(x['call_ms_off'])} ms |")
+    lines.append(f"| one commit that bumps a cursor ({c['commits']:,}, in Postgres) | {fmt(c['on_us_per_commit'])} us |"
+                 f" {fmt(c['off_us_per_commit'])} us | | +{fmt(c['added_us_per_commit'])} us |")
+    lines += ["", "| target (issue 15) | measured | target | met |", "|---|---|---|---|"]
+    for t in lv["targets"]:
+        lines.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
+    return "\n".join(lines)
+
+
 # -- report ------------------------------------------------------------------------------------------
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     p, pl, h, rl, c, bl = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"], r["backlog"]
@@ -729,6 +1017,10 @@ REQUIRED = [
     ("small_push", "p50_ms"), ("small_push", "p90_ms"), ("fleet", "saturation", "sales_per_s"),
     ("fleet", "saturation", "sales_per_core_s"), ("fleet", "half_load", "p99_ms"), ("fleet", "half_load", "errors"),
     ("targets",),
+    ("live", "subscribers_1", "p50_ms"), ("live", "subscribers_1", "p99_ms"),
+    ("live", "push_batch_500", "ratio_on_vs_off"), ("live", "push_batch_1", "ratio_on_vs_off"),
+    ("live", "push_batch_1", "cost_increase"), ("live", "broadcast_cost", "added_us_per_commit"),
+    ("live", "server_fanout", "call_p50_ms"),
 ]
 
 
@@ -769,7 +1061,7 @@ def machine() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds; checks every figure is produced")
-    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency,small,fleet"
+    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency,small,fleet,live"
                                    " (default all)")
     ap.add_argument("--no-print-json", action="store_true", help="print the table only (the JSON is still written)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -782,7 +1074,7 @@ def main() -> int:
         return 0
     settings = load_settings(ROOT / ".env")
     sizes = QUICK if args.quick else FULL
-    parts = set((args.only or "backlog,push,pull,history,rls,concurrency,small,fleet").split(","))
+    parts = set((args.only or "backlog,push,pull,history,rls,concurrency,small,fleet,live").split(","))
     started = time.perf_counter()
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "started_at": datetime.now(timezone.utc).isoformat(), "sizes": sizes,
@@ -812,11 +1104,13 @@ def main() -> int:
                 results["history"] = bench_history(b)
             if "rls" in parts:
                 results["rls"] = bench_rls(b, results["pull"]["_shop"], results["pull"]["_email"])
+            if "live" in parts:
+                results["live"] = bench_live(b)
         b.conn.close()
     results.get("pull", {}).pop("_shop", None)
     results.get("pull", {}).pop("_email", None)
     results["duration_s"] = time.perf_counter() - started
-    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency", "small", "fleet"}
+    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency", "small", "fleet", "live"}
     if complete:
         results["targets"] = targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -829,6 +1123,9 @@ def main() -> int:
     if complete:
         print()
         print(table(results))
+    if "live" in results:
+        print()
+        print(live_table(results))
     print(f"\nbench: {results['mode']} run in {results['duration_s']:.0f}s; JSON in {path.relative_to(ROOT)}")
     if complete:
         missing = missing_figures(results)

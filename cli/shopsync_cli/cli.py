@@ -305,8 +305,8 @@ def _watch(args: argparse.Namespace, cfg: _Config, client: Any) -> int:
 
     client.add_listener(report)
     if not args.json:
-        print(f"watching {cfg.db}: syncs now, every {args.interval:g}s, after local writes; Ctrl-C or SIGTERM "
-              f"stops", flush=True)
+        print(f"watching {cfg.db}: syncs now, every {args.interval:g}s, after local writes and when the shop "
+              f"changes (live, Supabase Realtime); Ctrl-C or SIGTERM stops", flush=True)
     client.start()
     try:
         stop.wait()

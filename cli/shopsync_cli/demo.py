@@ -11,7 +11,9 @@ It installs what is missing (``scripts/setup.sh``), resets the local stack, and 
    customer (one field each, and the same field) and the same order (a ``manual`` conflict);
 3. they come back one after the other (``--order``); conflicts are listed and the open one is
    resolved by a user choice (``client.resolve(id, keep="local")``);
-4. the final table: per device and table, row count and a content hash, compared with the
+4. live: both Shop A tills run in the background (``start()``, Realtime subscription); a sale on one
+   is readable on the other well within a second, though it now polls only every hour;
+5. the final table: per device and table, row count and a content hash, compared with the
    server's; stock levels against what was sold; every invoice chain, on every device and on the
    server; Shop B's device holds none of Shop A's rows.
 
@@ -204,6 +206,44 @@ def _sell(till: Till, basket: list[tuple[str, int]], customer_id: str | None = N
             till.sold[p["id"]] = till.sold.get(p["id"], Decimal(0)) + qty
     till.series_issued += 1
     return {"order": order, "invoice": inv, "products": products}
+
+
+def _live_sale(out: _Out, checks: _Checks, seller: Till, watcher: Till) -> dict[str, Any]:
+    """Both tills run in the background (``start()``: the live subscription and the sync thread, whose
+    poll interval is set to an hour so only the Realtime poke can bring the sale quickly); a gift card
+    sold on ``seller`` and synced is readable on ``watcher``, whose ``store.watch("orders")`` fires."""
+    import threading
+
+    for till in (seller, watcher):
+        till.client.background.interval = 3600
+        till.client.start()
+    try:
+        live = watcher.client.live
+        joined = live is not None and live.joined.wait(10)
+        if not checks.expect(joined, f"{watcher.name} did not join its shop's live channel: "
+                                     f"{live.last_error if live else 'live sync is off'}"):
+            return {"joined": False}
+        watcher.client.sync_now().wait(10)  # its start-up sync is done
+        seen = threading.Event()
+        wanted: dict[str, str] = {}
+        stop_watching = watcher.store.watch("orders", lambda ids: seen.set() if wanted.get("id") in ids else None)
+        sale = _sell(seller, [("GIFT-10", 1)])
+        wanted["id"] = sale["order"]["id"]
+        result = seller.client.push()  # the push half of sync(): the server has committed the sale
+        started = time.monotonic()
+        arrived = seen.wait(5)
+        ms = (time.monotonic() - started) * 1000
+        stop_watching()
+        checks.expect(result.ok, f"{seller.name} live sale push: {_summary(result)}")
+        checks.expect(arrived and ms < 1000, f"{watcher.name} saw the live sale after {ms:.0f} ms (expected < 1 s)")
+        out(f"{seller.name} sells a gift card (order {sale['order']['order_code']}) and pushes it; {watcher.name}, "
+            f"polling only every hour now, has it {ms:.0f} ms after the push returned: the server's Broadcast on "
+            f"shop:<id> made it pull, and its store.watch('orders') fired", indent=3)
+        out(f"{watcher.name}: status().live = {watcher.client.status().live}", indent=5)
+        return {"joined": True, "visible_ms": round(ms, 1), "arrived": arrived}
+    finally:
+        for till in (seller, watcher):
+            till.client.stop(timeout=10)
 
 
 def _short_error(exc: ShopSyncError) -> str:
@@ -465,9 +505,13 @@ def _story(out: _Out, settings: StackSettings, tills: dict[str, Till], order: li
         if pushed == 0:
             break
 
-    # 4. the final table ------------------------------------------------------------------------------
-    out.step("4. Final state: per table, rows and content hash on the server and on every device")
-    report: dict[str, Any] = {"tables": {}, "stock": {}, "chains": {}, "isolation": {}, "merge": {}}
+    # 4. live ----------------------------------------------------------------------------------------
+    out.step("4. Live: a sale on one till shows on the other within a second (Supabase Realtime)")
+    live = _live_sale(out, checks, a1, a2)
+
+    # 5. the final table ------------------------------------------------------------------------------
+    out.step("5. Final state: per table, rows and content hash on the server and on every device")
+    report: dict[str, Any] = {"tables": {}, "stock": {}, "chains": {}, "isolation": {}, "merge": {}, "live": live}
     for shop_id, devices in ((SHOP_A, [a1, a2]), (SHOP_B, [b1])):
         tables = devices[0].store.schema.tables
         srv_dg = server_digests(settings.db_url, shop_id, tables)

@@ -9,11 +9,13 @@ from . import errors as _errors
 from .client import SyncClient
 from .conflicts import Conflict
 from .errors import *  # noqa: F403 - the exception hierarchy, listed in errors.__all__
+from .live import LiveSubscription
 from .outbox import OutboxEntry
 from .schema import ColumnSpec, Schema, TableSpec
 from .status import PullProgress, Rejection, SyncResult, SyncStatus, UnreadableRow
 from .store import SYNC_STATES, LocalStore, QueueSummary
 from .transport import SupabaseTransport, Transport
+from .watch import Changes
 
 __version__ = "0.1.0"
 __all__ = [
@@ -34,5 +36,7 @@ __all__ = [
     "SYNC_STATES",
     "Transport",
     "SupabaseTransport",
+    "LiveSubscription",
+    "Changes",
     *_errors.__all__,
 ]

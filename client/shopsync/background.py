@@ -1,5 +1,6 @@
 """Background sync: one daemon thread that syncs at start, on an interval, shortly after local writes
-(debounced), and on demand; failures back off exponentially with full jitter."""
+(debounced), on demand and when poked by the live subscription; failures back off exponentially
+with full jitter. Pokes coalesce: one sync in flight, at most one queued behind it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class BackgroundSync:
         self._first_write: float | None = None
         self._now_waiters: list[threading.Event] = []
         self._backoff_until = 0.0
+        self._poked = False
         self.failures = 0
 
     @property
@@ -78,6 +80,13 @@ class BackgroundSync:
             self._write_due = min(now + self.debounce, self._first_write + 5 * self.debounce)
             self._cond.notify_all()
 
+    def poke(self) -> None:
+        """The server has news (live sync): sync as soon as the running sync, if any, is done.
+        Pokes while one is queued add nothing; a back-off after failures still holds."""
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
+
     def sync_now(self) -> threading.Event:
         """Ask for a sync now (ignoring any back-off); the event is set when a sync finished after this."""
         ev = threading.Event()
@@ -97,6 +106,8 @@ class BackgroundSync:
         if self._now_waiters:
             return 0.0
         wake = self._due
+        if self._poked:
+            wake = min(wake, self._backoff_until)
         if self._write_due is not None:
             wake = min(wake, max(self._write_due, self._backoff_until))
         return wake
@@ -114,6 +125,7 @@ class BackgroundSync:
                 waiters, self._now_waiters = self._now_waiters, []
                 self._write_due = None
                 self._first_write = None
+                self._poked = False
             ok = False
             try:
                 ok = self._sync_fn().ok

@@ -16,6 +16,7 @@ from typing import Any
 from .background import BackgroundSync
 from .conflicts import Conflict
 from .errors import DeviceError, ForbiddenError, LicenceError, RateLimitedError, ShopSyncError
+from .live import LiveSubscription
 from .pull import Puller
 from .push import push_all, rate_window_end
 from .schema import utc_now_iso
@@ -53,6 +54,7 @@ class SyncClient:
         debounce: float = 1.0,
         backoff_base: float = 5.0,
         backoff_cap: float = 300.0,
+        live: bool = True,
     ) -> None:
         if transport is None:
             if client is not None:
@@ -81,6 +83,10 @@ class SyncClient:
         self.pull_page_hook: Callable[[dict[str, Any]], None] | None = None
         self._background = BackgroundSync(self.sync, interval=interval, debounce=debounce,
                                           backoff_base=backoff_base, backoff_cap=backoff_cap)
+        #: Live sync (:mod:`shopsync.live`): subscribed by :meth:`start` when ``live`` and the transport
+        #: can tell the project URL and the user's token (SupabaseTransport).
+        self.live_enabled = live
+        self.live: LiveSubscription | None = None
 
     # -- registration and schema ------------------------------------------------------------------
     def register(self) -> dict[str, Any]:
@@ -195,7 +201,7 @@ class SyncClient:
                 if isinstance(exc, LicenceError):
                     self.store.set_meta("licence_state", exc.reason or "licence_expired")
                 if isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress":
-                    self.store.set_meta("rate_limited_until", rate_window_end())
+                    self.store.set_meta("rate_limited_until", rate_window_end(exc.hint))
         return result
 
     # -- push and pull (push.py, pull.py) -----------------------------------------------------------
@@ -248,18 +254,35 @@ class SyncClient:
             rate_limited_until=limited_until if limited_until and limited_until > now else None,
             next_sync_at=self._background.next_sync_at(),
             cursor=store.cursor,
+            live=self.live is not None and self.live.is_up,
         )
 
     # -- background -----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Sync in a background thread: now, every ``interval`` s, shortly after writes, on ``sync_now()``."""
+        """Sync in a background thread: now, every ``interval`` s, shortly after writes, on ``sync_now()``,
+        and (live sync) when the server broadcasts that the shop changed."""
         self.store.add_write_listener(self._background.notify_write)
         self._background.start()
+        if self.live_enabled and self.live is None:
+            self.live = self._live_subscription()
+        if self.live is not None:
+            self.live.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop the background thread (waits for a running sync to finish)."""
+        """Stop the live subscription and the background thread (waits for a running sync to finish)."""
+        if self.live is not None:
+            self.live.stop()
         self.store.remove_write_listener(self._background.notify_write)
         self._background.stop(timeout)
+
+    def _live_subscription(self) -> LiveSubscription | None:
+        endpoint = getattr(self.transport, "realtime_endpoint", None)
+        token = getattr(self.transport, "access_token", None)
+        where = endpoint() if callable(endpoint) else None
+        if where is None or not callable(token):
+            return None  # a transport without a project URL (a test double): polling only
+        return LiveSubscription(where[0], where[1], token, lambda: self.store.get_meta("shop_id"),
+                                lambda: self.store.cursor, self._background.poke)
 
     def sync_now(self) -> threading.Event:
         """Ask the background thread for a sync now; the event is set once one has finished.

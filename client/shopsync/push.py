@@ -7,6 +7,7 @@ device's file goes through the store (:class:`~shopsync.store.LocalStore`).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,9 +21,17 @@ from .transport import Transport
 __all__ = ["push_all", "rate_window_end"]
 
 
-def rate_window_end() -> str:
-    """The server counts pushes per calendar minute: a 429 lifts at the next one."""
-    return (datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)).isoformat()
+_RETRY_AFTER = re.compile(r"retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z")
+
+
+def rate_window_end(hint: str | None = None) -> str:
+    """When a 429 lifts. The server counts calls in windows that last a minute from their first
+    call, and its hint names the window's end (``retry after <UTC time>``); without it, a minute
+    from now (the latest the window can end)."""
+    found = _RETRY_AFTER.search(hint or "")
+    if found:
+        return datetime.fromisoformat(found.group(1)).replace(tzinfo=timezone.utc).isoformat()
+    return (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
 
 
 def push_all(store: LocalStore, transport: Transport, batch_size: int, result: SyncResult) -> ShopSyncError | None:
@@ -57,7 +66,7 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
         except ShopSyncError as exc:
             # push_in_progress (another push of this device still running) is retried at once.
             limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
-            retry_at = rate_window_end() if limited else None
+            retry_at = rate_window_end(exc.hint) if limited else None
             with store.transaction():
                 store.outbox.note_failed_call([e.event_id for e in entries], str(exc), retry_at)
             result.errors.append(exc)

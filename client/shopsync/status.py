@@ -95,7 +95,9 @@ class SyncStatus:
     * ``open_conflicts``: conflicts waiting for :meth:`SyncClient.resolve`;
     * ``licence_state``: ``ok``, ``licence_expired`` or ``device_limit_reached`` (pushes refused,
       pulls continue); ``rate_limited_until``: when a 429 back-off ends, or None;
-    * ``next_sync_at``: when the background thread syncs next (None when it is not running).
+    * ``next_sync_at``: when the background thread syncs next (None when it is not running);
+    * ``live``: the live subscription (Supabase Realtime) is joined; False while it is down or off,
+      when the poll interval is what brings other devices' changes.
     """
 
     last_sync: datetime | None
@@ -110,3 +112,4 @@ class SyncStatus:
     rate_limited_until: datetime | None = None
     next_sync_at: datetime | None = None
     cursor: int = 0
+    live: bool = False

@@ -24,6 +24,7 @@ from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
 from .schema import Schema, TableSpec, utc_now_iso
+from .watch import ALL_ROWS, ChangeFeed, Changes
 
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
@@ -73,6 +74,8 @@ class LocalStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
+        #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
+        self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("pragma journal_mode = wal")
         self._conn.execute("pragma synchronous = normal")
@@ -118,11 +121,14 @@ class LocalStore:
                 yield self._conn
             except BaseException:
                 self._conn.execute("rollback")
+                self.changes.discard()
                 raise
             else:
                 self._conn.execute("commit")
+                changed = self.changes.take()
             finally:
                 self._depth = 0
+        self.changes.emit(changed)  # watchers run after the commit, outside the lock
 
     def close(self) -> None:
         with self._lock:
@@ -260,8 +266,18 @@ class LocalStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def watch(self, table: str, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``callback(row_ids)`` after each committed local write or pull page that changed rows
+        of ``table`` (``{"*"}``: all may have, after a local reset); returns a function that stops it."""
+        return self.changes.watch(table, callback)
+
+    def add_change_listener(self, callback: Callable[[Changes], None]) -> Callable[[], None]:
+        """Call ``callback({table: row_ids})`` after each commit that changed rows; returns the remover."""
+        return self.changes.add_listener(callback)
+
     def write_row(self, table: str, values: dict[str, Any]) -> None:
         """Insert or update one row from stored values (the columns given; ``id`` required)."""
+        self.changes.touch(table, (values["id"],))
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
         self._conn.execute(
@@ -272,6 +288,9 @@ class LocalStore:
 
     def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
+        rows = list(rows)
+        at = list(columns).index("id")
+        self.changes.touch(table, (r[at] for r in rows))
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c != "id")
         self._conn.executemany(
             f"insert into {_q(table)} ({', '.join(_q(c) for c in columns)}) values ({', '.join('?' * len(columns))})"
@@ -280,6 +299,8 @@ class LocalStore:
     def mark_synced(self, table: str, versions: Iterable[tuple[int, str]]) -> None:
         """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
         no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
+        versions = list(versions)
+        self.changes.touch(table, (v[1] for v in versions))
         self._conn.executemany(
             f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
             " last_error = null where id = ?", versions)
@@ -359,6 +380,7 @@ class LocalStore:
         their bases), and set the cursor to 0: the next pull fills the file again."""
         with self.transaction():
             for name in self.schema.tables:
+                self.changes.touch(name, (ALL_ROWS,))
                 self._conn.execute(
                     f"delete from {_q(name)} where sync_state in ('synced', 'failed')"
                     " and id not in (select row_id from _outbox where table_name = ?)"

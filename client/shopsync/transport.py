@@ -52,6 +52,15 @@ class SupabaseTransport:
         """Send ``source()`` (the device's secret, or None) as ``x-device-secret`` on device RPCs."""
         self._device_secret = source
 
+    def realtime_endpoint(self) -> tuple[str, str] | None:
+        """The project URL and API key of the supabase-py client (the live subscription's), if known."""
+        url, key = getattr(self.client, "supabase_url", None), getattr(self.client, "supabase_key", None)
+        return (str(url).rstrip("/"), str(key)) if url and key else None
+
+    def access_token(self) -> str | None:
+        """The user's access token as the token source (or the auth session) gives it now."""
+        return self._fetch_token(refresh=False) or self._token
+
     @classmethod
     def from_url(cls, url: str, anon_key: str, access_token: TokenSource) -> SupabaseTransport:
         import supabase

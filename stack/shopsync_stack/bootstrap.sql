@@ -141,3 +141,80 @@ alter role authenticator set search_path = "$user", public, extensions;
 alter role anon set search_path = "$user", public, extensions;
 alter role authenticated set search_path = "$user", public, extensions;
 alter role service_role set search_path = "$user", public, extensions;
+
+-- realtime ----------------------------------------------------------------------------------------
+-- What Supabase Realtime's own migrations leave in every hosted database (supabase/realtime,
+-- lib/realtime/tenants/repo/migrations): the schema, realtime.messages (RLS on; its policies are the
+-- project's and decide who may join a private channel), realtime.topic() and realtime.send().
+-- Hosted, messages is partitioned by day and Realtime reads inserted rows through logical
+-- replication; here it is one table and realtime.send() also notifies `shopsync_realtime`, which the
+-- local stack's Realtime stand-in (shopsync_stack.realtime) listens on. NOTIFY is delivered at
+-- commit, as replication is: a rolled-back send reaches nobody.
+do $$
+begin
+  if not exists (select 1 from pg_roles where rolname = 'supabase_realtime_admin') then
+    create role supabase_realtime_admin nologin noinherit noreplication;
+  end if;
+end
+$$;
+grant supabase_realtime_admin to postgres;
+
+create schema if not exists realtime;
+grant usage on schema realtime to postgres, anon, authenticated, service_role;
+grant all on schema realtime to supabase_realtime_admin;
+
+create table if not exists realtime.messages (
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  updated_at timestamp without time zone not null default now(),
+  inserted_at timestamp without time zone not null default now(),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+);
+create index if not exists messages_inserted_at_topic_index on realtime.messages (inserted_at desc, topic)
+where extension = 'broadcast' and private is true;
+alter table realtime.messages owner to supabase_realtime_admin;
+alter table realtime.messages enable row level security;
+grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
+
+create or replace function realtime.topic() returns text
+language sql stable
+as $$
+  select nullif(current_setting('realtime.topic', true), '')::text;
+$$;
+alter function realtime.topic() owner to supabase_realtime_admin;
+
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void
+language plpgsql
+as $$
+declare
+  generated_id uuid;
+  final_payload jsonb;
+begin
+  begin
+    generated_id := gen_random_uuid();
+    if payload ? 'id' then
+      final_payload := payload;
+    else
+      final_payload := jsonb_set(payload, '{id}', to_jsonb(generated_id));
+    end if;
+    execute format('SET LOCAL realtime.topic TO %L', topic);
+    insert into realtime.messages (id, payload, event, topic, private, extension)
+    values (generated_id, final_payload, event, topic, private, 'broadcast');
+    -- Local stand-in only: hosted Realtime reads the row above from the replication stream.
+    perform pg_notify('shopsync_realtime', jsonb_build_object(
+      'id', generated_id, 'topic', topic, 'event', event, 'private', private, 'payload', final_payload
+    )::text);
+  exception
+    when others then
+      raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end;
+$$;
+alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
+grant execute on function realtime.topic() to postgres, anon, authenticated, service_role;
+grant execute on function realtime.send(jsonb, text, text, boolean) to postgres, anon, authenticated, service_role;

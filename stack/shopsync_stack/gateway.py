@@ -15,8 +15,11 @@ It serves what shopsync clients use, the way the hosted services do:
 * ``/functions/v1/<name>/...`` is proxied to ``supabase/functions/<name>/index.ts`` running in Deno,
   honouring ``verify_jwt`` from config.toml (:mod:`shopsync_stack.functions`).
 
-Not served (the README says so): GoTrue (``/auth/v1``), Realtime, Storage, and table endpoints of
-``/rest/v1`` (RPC only).
+* ``/realtime/v1/websocket``: a Realtime stand-in for Broadcast on private channels, authorized by
+  the ``realtime.messages`` policies (:mod:`shopsync_stack.realtime`).
+
+Not served (the README says so): GoTrue (``/auth/v1``), Storage, Realtime's Presence and Postgres
+Changes, and table endpoints of ``/rest/v1`` (RPC only).
 
 The server
 ----------
@@ -82,6 +85,8 @@ from aiohttp.web_request import BaseRequest
 
 from . import tokens
 from .functions import FunctionHost
+from .realtime import PATH as REALTIME_PATH
+from .realtime import RealtimeHub
 from .rpc import RPC_PREFIX, ApiError, RpcEngine, status_for_sqlstate
 from .settings import StackSettings
 
@@ -177,12 +182,15 @@ class Gateway:
         self.rpc = RpcEngine(conninfo, self.schemas, pool_min=self.config.pool_min, pool_size=self.config.pool_size,
                              acquire_timeout=self.config.pool_timeout)
         self.functions = FunctionHost(root, settings)
+        self.realtime = RealtimeHub(settings.db_url, settings.jwt_secret)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         await self.rpc.open()
+        await self.realtime.start()
 
     async def close(self) -> None:
+        await self.realtime.close()
         self.functions.stop()
         if self._session is not None:
             await self._session.close()
@@ -281,6 +289,8 @@ class Gateway:
             self.authenticate(headers)  # as PostgREST: a bad token is 401 before anything else
             raise ApiError(404, "PGRST125", "the shopsync local stack serves RPC only: use /rest/v1/rpc/<function>",
                            "Table endpoints are not part of the local stand-in for PostgREST.")
+        if path == REALTIME_PATH and method == "GET":
+            return await self.realtime.handle(request)
         if path.startswith("/functions/v1/"):
             return await self._function(request, path[len("/functions/v1/"):], url.query, headers)
         if path in ("/", "/health"):

@@ -185,7 +185,10 @@ class Stack:
         return self._run(cmd, what=f"psql {sql_file.name if sql_file else sql}")
 
     def _bootstrapped(self) -> bool:
-        out = self._psql(sql="select to_regnamespace('auth') is not null").strip()
+        # auth and (since live sync) realtime.send: a database bootstrapped before realtime was added
+        # gets the (idempotent) bootstrap again.
+        out = self._psql(sql="select to_regnamespace('auth') is not null"
+                             " and to_regprocedure('realtime.send(jsonb,text,text,boolean)') is not null").strip()
         return out == "t"
 
     def _supabase(self, *args: str) -> str:

@@ -222,13 +222,15 @@ class RpcEngine:
                 raise _StaleConnection() from exc
             raise
         candidates = [_Function(r) for r in rows]
+        # As PostgREST: a function matching the body's keys by name first; else (a POST) the one
+        # with a single unnamed json/jsonb argument, which gets the body as it came.
         fn = None
-        single = next((c for c in candidates if c.single_json_arg()), None)
-        if single is not None:
-            fn = single
-        elif isinstance(args, dict):
+        if isinstance(args, dict):
             keys = set(args)
-            fn = next((c for c in candidates if c.accepts(keys)), None)
+            fn = next((c for c in candidates if c.accepts(keys) and not c.single_json_arg()), None)
+        single = next((c for c in candidates if c.single_json_arg()), None) if method == "POST" else None
+        if fn is None:
+            fn = single
         if fn is None:
             shown = ", ".join(sorted(args)) if isinstance(args, dict) else ""
             raise ApiError(404, "PGRST202",

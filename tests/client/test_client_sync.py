@@ -408,10 +408,16 @@ def test_rate_limited_pushes_keep_the_outbox_and_report_the_window(make_device: 
         r = dev.sync()
     finally:
         sql("update shopsync.config set value = %s where key = 'push_calls_per_minute'", (str(limit),))
+        window_end = sql("select window_start + interval '1 minute' from shopsync.device_rate where device_id = %s",
+                         (store.device_id,))
         sql("delete from shopsync.device_rate where device_id = %s", (store.device_id,))
     assert isinstance(r.errors[0], RateLimitedError) and r.errors[0].retryable and r.applied == 2
     status = dev.status()
     assert status.pending_uploads == 1 and status.rate_limited_until is not None
+    # The 429 lifts when the device's rate window ends (a minute after its first push), as the
+    # server's hint says: not at the next calendar minute.
+    assert status.rate_limited_until == window_end[0][0].replace(
+        microsecond=window_end[0][0].microsecond // 1000 * 1000)
     assert store.outbox.all()[0].next_attempt_at is not None  # when the 429 window ends
     assert dev.sync().ok and dev.status().pending_uploads == 0
     store.close()

@@ -45,6 +45,8 @@ def test_a_push_that_times_out_still_counts_toward_the_rate_limit(settings, pg, 
     customer = str(uuid.uuid4())
     push(staff_a, writer, [event("customers", "insert", customer, {"name": "Ada"})])
     claims = claims_of(settings, "staff@shop-a.test")
+    # The device's rate window opens at its first push and lasts a minute (not a calendar minute:
+    # a run straddling a minute boundary used to start counting again and was never limited).
     with config_value(pg, "push_calls_per_minute", "2"), psycopg.connect(settings.db_url) as holder:
         holder.execute("select 1 from public.customers where id = %s for update", (customer,))  # stays locked
         for _ in range(2):

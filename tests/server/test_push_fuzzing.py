@@ -5,7 +5,10 @@ generator put in, or none) or a whole-call case (a body no batch can be made of)
 packed, several to a call, with valid ones among them; whole-call cases go alone. For each call:
 
 * never a 5xx; a whole-call case gets its 4xx and PostgREST code, and changes nothing;
-* each event gets the status and reason its defect calls for, in order;
+* each event gets the status and reason its defect calls for, in order; poison values among them
+  (issue 12): NUL and lone surrogates anywhere in an event (a value, a column name, nested json,
+  the table, the event id) and numbers jsonb cannot hold are rejected per event (``invalid_value``),
+  as are timestamps outside years 1-9999 UTC, numbers outside their column and oversize rows;
 * each valid event's row exists with the pushed values;
 * a rejected event leaves no trace: its row id is in no synced table and not in the change log,
   its event id not in ``shopsync.push_results``; the shop's change log grows by exactly the applied
@@ -333,7 +336,8 @@ def _m_invoice_value(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, froze
     return g.event("invoices", "insert", data), "invalid_value", REJ
 
 
-RAW_NUMBERS = ["1e400", "-1e400", "1e-400", "0.1000000000000000000001", "123456789012345678901234567890.5"]
+RAW_NUMBERS = ["1e400", "-1e400", "1e-400", "0.1000000000000000000001", "123456789012345678901234567890.5",
+               "1E+2147483648", "-1e1000000"]  # the last two: beyond what jsonb (numeric) holds at all
 
 
 def raw(number: str) -> str:
@@ -383,6 +387,28 @@ def _m_foreign_insert(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, froz
     return ev, "id_unavailable", REJ  # not id_exists: another shop's id is no oracle (issue 12 finding 5)
 
 
+# Text Postgres cannot store (a JS client's JSON.stringify writes them as \\u0000, \\ud800 escapes).
+POISON_TEXT = ["\u0000", "a\u0000b", "\ud800", "x\udc00", "\udbff\u0000", "\ud83d", "\ude00z", "\u0000\u0000"]
+
+
+def _m_poison(g: Gen, ev: dict[str, Any]) -> tuple[Any, str | None, frozenset[str]]:
+    """A NUL or a lone surrogate anywhere in the event: that event alone is rejected (issue 12 finding 8)."""
+    poison = g.r.choice(POISON_TEXT)
+    col = {"customers": "name", "products": "name", "shop_settings": "key", "orders": "order_code"}[ev["table"]]
+    where = g.r.choice(["value", "column_name", "nested", "table", "event_id"])
+    if where == "value":
+        ev["data"][col] = g.text(10) + poison
+    elif where == "column_name":
+        ev["data"][col + poison] = "x"
+    elif where == "nested":
+        ev = g.event("shop_settings", "insert", {"key": g.text(20)[:20] or "k", "value": {"a": [1, {"b": poison}]}})
+    elif where == "table":
+        ev["table"] = ev["table"] + poison
+    else:
+        ev["event_id"] = ev["event_id"][:-1] + poison
+    return ev, "invalid_value", REJ
+
+
 MUTATIONS: list[tuple[str, Mutation]] = [
     ("non_object", _m_non_object), ("event_id", _m_event_id), ("op", _m_op), ("row_id", _m_row_id),
     ("client_ts", _m_client_ts), ("data", _m_data), ("base_version", _m_base_version), ("table", _m_table),
@@ -391,6 +417,7 @@ MUTATIONS: list[tuple[str, Mutation]] = [
     ("check", _m_check), ("reference", _m_reference), ("invoice_value", _m_invoice_value),
     ("not_found", _m_not_found), ("base_ahead", _m_base_ahead), ("foreign_update", _m_foreign_update),
     ("foreign_insert", _m_foreign_insert), ("raw_number", _m_raw_number), ("row_too_large", _m_row_too_large),
+    ("poison", _m_poison),
 ]
 
 
@@ -402,7 +429,6 @@ def call_cases(g: Gen, device: str) -> list[CallCase]:
     many = [g.event("customers", "insert", {"name": "too many"}) for _ in range(1001)]
     deep = "[" * 5000 + "]" * 5000
     evs = [g.event("customers", "insert", {"name": "x"})]
-    raw_ev = '{"event_id": "%s", "table": "customers", "op": "insert", "row_id": "%s", "data": {"name": %s}}'
     return [
         *[CallCase("non_array", body(v), 400, "PT400") for v in ({}, "x", 1, None, True, {"events": evs})],
         CallCase("too_many", body(many), 400, "PT400", [e["row_id"] for e in many]),
@@ -410,19 +436,17 @@ def call_cases(g: Gen, device: str) -> list[CallCase]:
         CallCase("device_null", body(evs, None), 400, "PT400", [evs[0]["row_id"]]),
         CallCase("device_unknown", body(evs, g.uid()), 404, "PT404", [evs[0]["row_id"]]),
         CallCase("device_other_shop", body(evs, g.refs["device_b"]), 404, "PT404", [evs[0]["row_id"]]),
-        CallCase("missing_arg", json.dumps({"p_device_id": device}), 404, "PGRST202"),
-        CallCase("extra_arg", body(evs, p_shop_id=SHOP_B), 404, "PGRST202", [evs[0]["row_id"]]),
+        # The body goes to sync_push(json) whatever its keys: arguments are checked there.
+        CallCase("missing_arg", json.dumps({"p_device_id": device}), 400, "PT400"),
+        CallCase("extra_arg", body(evs, p_shop_id=SHOP_B), 400, "PT400", [evs[0]["row_id"]]),
         CallCase("not_json", '{"p_device_id": ', 400, "PGRST102"),
         CallCase("deep_json", '{"p_device_id": "%s", "p_events": %s}' % (device, deep), 400, "PGRST102",
                  gateway_only=True),
         CallCase("deep_value", body([g.event("shop_settings", "insert", {"key": "deep", "value": "DEEP"})]).replace(
             '"DEEP"', deep), 400, "PGRST102", gateway_only=True),
-        CallCase("nul_char", body([g.event("customers", "insert", {"name": "a\u0000b"})]), 400, None),
-        # Beyond what Postgres' numeric holds: the body is not valid jsonb for it (PostgREST alike).
-        CallCase("number_overflow", '{"p_device_id": "%s", "p_events": [%s]}' % (
-            device, raw_ev % (g.uid(), g.uid(), "1E+2147483648")), 400, "22003"),
-        CallCase("lone_surrogate", '{"p_device_id": "%s", "p_events": [%s]}' % (
-            device, raw_ev % (g.uid(), g.uid(), '"\\ud800"')), 400, None),
+        # Poison values are refused per event (see _m_poison); in the device id, the call is refused.
+        *[CallCase("device_poison", body(evs, v), 400, "22P02", [evs[0]["row_id"]])
+          for v in ("\u0000", "\ud800", "d\udc00")],
     ]
 
 

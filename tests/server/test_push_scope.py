@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -62,3 +63,35 @@ def test_a_push_naming_another_shops_row_neither_blocks_its_writers_nor_reveals_
     assert same(answer[2], customer) == same(answer[3], free)  # delete: exactly like a free id
     assert (answer[4]["status"], answer[4]["reason"], answer[4]["server_row"]) == ("rejected", "id_unavailable", None)
     conn_b.rollback()
+
+
+@pytest.mark.xfail(strict=True, reason="residual risk (docs/security.md, Insiders): an insert racing another shop's "
+                   "uncommitted insert of the same id waits for it and then answers id_exists; the fix belongs in "
+                   "the push steps (re-check the row's shop after the unique-index wait)")
+def test_an_insert_racing_another_shops_uncommitted_insert_of_the_same_id_answers_as_for_a_committed_one(
+        settings, two_connections):
+    staff_a, staff_b = user_client(settings, "staff@shop-a.test"), user_client(settings, "staff@shop-b.test")
+    dev_a, dev_b = register(staff_a), register(staff_b)
+    row = str(uuid.uuid4())
+    conn_b, conn_a = two_connections
+    as_user(conn_a, claims_of(settings, "staff@shop-a.test"))
+    assert sync_push(conn_a, dev_a, [event("customers", "insert", row, {"name": "A's"})])["results"][0]["status"] \
+        == "applied"  # A's transaction stays open: the row is not committed yet
+    pid_b = conn_b.info.backend_pid
+    answer: dict[str, Any] = {}
+
+    def push_b() -> None:
+        as_user(conn_b, claims_of(settings, "staff@shop-b.test"))
+        answer["r"] = sync_push(conn_b, dev_b, [event("customers", "insert", row, {"name": "B's"})])["results"][0]
+
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(push_b)
+        with psycopg.connect(settings.db_url, autocommit=True) as watch:  # until B waits on A's insert
+            while not done.done() and not watch.execute(
+                    "select pg_blocking_pids(%s) <> '{}'", (pid_b,)).fetchone()[0]:
+                watch.execute("select pg_sleep(0.01)")
+        conn_a.commit()
+        done.result(timeout=30)
+    # As for an id another shop committed earlier: rejected / id_unavailable, no server row.
+    assert (answer["r"]["status"], answer["r"]["reason"], answer["r"]["server_row"]) == \
+        ("rejected", "id_unavailable", None), answer["r"]

@@ -61,6 +61,9 @@ def test_the_demo_exits_0_with_a_converged_final_table(demo_run: dict[str, Any])
     assert "(manual, concurrent_update)" in out and "(last_write_wins, overridden)" in out
     assert "keep='local'" in out
     assert "CONVERGED" in out and "DIVERGED" not in out
+    # Live sync: the other till had the sale within a second, brought by the Realtime poke.
+    assert re.search(r"till-a2, polling only every hour now, has it \d+ ms after the push returned", out)
+    assert "till-a2: status().live = True" in out
     # The final table: one line per synced table and shop, every device 'ok' against the server.
     for shop, devices in (("Shop A", 2), ("Shop B", 1)):
         header = next(i for i, line in enumerate(out.splitlines()) if line.split()[:3] == [*shop.split(), "server"])
@@ -88,6 +91,8 @@ def test_the_demo_report_agrees_with_the_tills_files_and_the_server(demo_run: di
         "Shop B/MUG-01": "49", "Shop B/COF-250": "46", "Shop B/TEA-100": "50"}
     assert all(c["server"]["ok"] and c["server"]["checked"] == c["issued"] for c in report["chains"].values())
     assert report["merge"]["order_total"] == "27.00"
+    assert report["live"]["joined"] is True and report["live"]["arrived"] is True
+    assert report["live"]["visible_ms"] < 1000
     # The files the tills left behind, read with the client, against the server as postgres. (The
     # stack is still the demo's: the module fixture resets it only after the module.)
     folder: Path = demo_run["folder"]
