@@ -405,7 +405,9 @@ begin
 end;
 $$;
 
--- 4c. Write (as in 20261122000500_push.sql), its batch statements static.
+-- 4c. Write (as in 20261122000500_push.sql), its batch statements static; an insert that lost a race
+-- for its id to another shop's then uncommitted insert answers as for another shop's id (the
+-- residual risk of docs/security.md, "A push race across shops", closed).
 create or replace function shopsync.push_write(p_shop uuid, p_table text, p_round int)
 returns void
 language plpgsql
@@ -418,6 +420,7 @@ declare
   v_state text;
   v_msg text;
   v_constraint text;
+  v_taken_elsewhere boolean;
   v_n_ins bigint;
   v_n_upd bigint;
 begin
@@ -442,7 +445,7 @@ begin
     -- Apply the group one event at a time so only the culprits are rejected.
     for v_ev in
       execute $q$
-        select e.ord, e.op from pg_temp.push_events as e
+        select e.ord, e.op, e.row_id from pg_temp.push_events as e
         where e.tbl = $1 and e.rnd = $2 and e.status in ('go', 'go_merge', 'go_partial') order by e.ord
       $q$ using p_table, p_round
     loop
@@ -456,13 +459,28 @@ begin
         get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
           v_constraint = constraint_name;
         -- A racing insert of the same id (primary key) is a conflict; anything else a rejection.
-        execute $q$
-          update pg_temp.push_events
-          set status = case when $4 then 'conflict' else 'rejected' end,
-              reason = case when $4 then 'id_exists' else shopsync.reason_for_sqlstate($2) end,
-              message = $3
-          where ord = $1
-        $q$ using v_ev.ord, v_state, v_msg, (v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey');
+        -- The racing row may be another shop's, committed while this insert waited on the unique
+        -- index: then the answer is the one for another shop's id (push_scope), not id_exists.
+        v_taken_elsewhere := false;
+        if v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey' then
+          execute format(
+            'select exists (select from public.%I as x where x.id = $1 and x.shop_id is distinct from $2)', p_table
+          ) into v_taken_elsewhere using v_ev.row_id, p_shop;
+        end if;
+        if v_taken_elsewhere then
+          update pg_temp.push_events as e
+          set status = 'rejected', reason = 'id_unavailable',
+              message = format('%s: id %s is unavailable; insert the row under a new id', e.tbl, e.row_id)
+          where e.ord = v_ev.ord;
+        else
+          execute $q$
+            update pg_temp.push_events
+            set status = case when $4 then 'conflict' else 'rejected' end,
+                reason = case when $4 then 'id_exists' else shopsync.reason_for_sqlstate($2) end,
+                message = $3
+            where ord = $1
+          $q$ using v_ev.ord, v_state, v_msg, (v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey');
+        end if;
       end;
     end loop;
   end;
