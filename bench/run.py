@@ -46,12 +46,14 @@ from shopsync_stack.settings import StackSettings, load_settings  # noqa: E402
 FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000, "pull_small_rows": 20_000,
         "history_big": 1_000_000, "history_small": 1_000, "tip": 100, "tip_repeats": 21,
         "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500,
-        "backlog": 16_000, "backlog_elsewhere": 60_000,
+        "backlog": 16_000, "backlog_elsewhere": 60_000, "backlog_big": 100_000,
+        "small_sales": 100, "fleet_busy": 4, "fleet_saturation_s": 20, "fleet_half_s": 30, "fleet_interval_s": 3,
         "live_max_subscribers": 100, "live_rounds": 20, "live_push_events": 2_000, "live_push_repeats": 5}
 QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
          "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
          "rls_repeats": 3, "conc_total": 320, "conc_batch": 500,
-         "backlog": 320, "backlog_elsewhere": 1_200,
+         "backlog": 320, "backlog_elsewhere": 1_200, "backlog_big": 0,
+         "small_sales": 8, "fleet_busy": 1, "fleet_saturation_s": 1, "fleet_half_s": 1, "fleet_interval_s": 0.5,
          "live_max_subscribers": 3, "live_rounds": 3, "live_push_events": 200, "live_push_repeats": 1}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
@@ -529,12 +531,29 @@ def push_backlog(b: Bench, tag: str, n: int, batch: int) -> dict[str, Any]:
     client = b.device(tag, email, batch_size=batch)
     client.register()
     queue_customers(client, n, tag)
+    calls: list[float] = []
+    inner = client.transport.call
+
+    def timed_call(fn: str, params: dict[str, Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return inner(fn, params)
+        finally:
+            if fn == "sync_push":
+                calls.append(time.perf_counter() - t)
+
+    client.transport.call = timed_call  # type: ignore[method-assign]
     t0 = time.perf_counter()
     r = client.push()
     dt = time.perf_counter() - t0
     errors = len(r.errors) + r.rejected + r.conflicts + (n - r.applied)
     client.store.close()
-    return {"events": n, "batch_size": batch, "seconds": dt, "events_per_s": rate(n, dt), "errors": errors}
+    # Growth within the push: the median call of its last tenth against its first tenth (same run,
+    # same state; 1.0 is a cost per call that does not grow with what the shop already holds).
+    k = max(1, len(calls) // 10)
+    growth = statistics.median(calls[-k:]) / statistics.median(calls[:k]) if calls else float("nan")
+    return {"events": n, "batch_size": batch, "seconds": dt, "events_per_s": rate(n, dt), "errors": errors,
+            "calls": len(calls), "last_tenth_vs_first_tenth_per_call": growth}
 
 
 def bench_backlog_fresh(b: Bench) -> dict[str, Any]:
@@ -556,11 +575,33 @@ def bench_backlog_after(b: Bench, fresh: dict[str, Any]) -> dict[str, Any]:
     ratio = res["events_per_s"] / fresh["events_per_s"]
     log(f"backlog after {elsewhere['events']} elsewhere: {res['events']} events in {res['seconds']:.2f}s"
         f" = {res['events_per_s']:,.0f}/s ({ratio:.2f}x the fresh stack)")
-    return {"fresh": fresh, "after_elsewhere": res, "elsewhere_events": elsewhere["events"],
-            "ratio_after_vs_fresh": ratio,
+    out = {"fresh": fresh, "after_elsewhere": res, "elsewhere_events": elsewhere["events"],
+           "ratio_after_vs_fresh": ratio,
             "note": ("one device of a new shop pushes its queued events (batch "
                      f"{b.sizes['conc_batch']}): first on the fresh stack, then right after "
                      f"{elsewhere['events']:,} events of another shop with the statistics analyzed then")}
+    if b.sizes["backlog_big"]:  # growth is linear: the same push at 100,000 (full run only)
+        analyze_push_tables(b)
+        big = push_backlog(b, "backlog-big", b.sizes["backlog_big"], b.sizes["conc_batch"])
+        out["big"] = big
+        out["ratio_big_vs_16k_per_event"] = (big["seconds"] / big["events"]) / (res["seconds"] / res["events"])
+        log(f"backlog of {big['events']:,} events: {big['seconds']:.1f}s = {big['events_per_s']:,.0f}/s; time per"
+            f" event {out['ratio_big_vs_16k_per_event']:.2f}x the {res['events']:,}-event backlog's; its last"
+            f" calls {big['last_tenth_vs_first_tenth_per_call']:.2f}x its first")
+    return out
+
+
+# -- 7. a small push: one sale (issue 13 item 4) --------------------------------------------------
+def bench_small_push(b: Bench) -> dict[str, Any]:
+    """A till's sale (10 events) pushed on a direct connection, one transaction each: the server's
+    time per call (statement + commit, no HTTP), p50 over small_sales pushes."""
+    import sale
+
+    r = sale.profile_sales(b, b.sizes["small_sales"], statements=False)
+    r.pop("statements", None)
+    log(f"small push: {r['pushes']} sales of {r['events_per_push']} events, direct: p50 {r['p50_ms']:.2f} ms,"
+        f" p90 {r['p90_ms']:.2f} ms")
+    return r
 
 
 # -- 7. live sync (issue 15) -----------------------------------------------------------------------------
@@ -852,7 +893,14 @@ def live_table(r: dict[str, Any]) -> str:
 # -- report ------------------------------------------------------------------------------------------
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     p, pl, h, rl, c, bl = r["push"], r["pull"], r["history"], r["rls"], r["concurrency"], r["backlog"]
+    sp, fl = r["small_push"], r["fleet"]
     t = [
+        # issue 13
+        ("push batch 500 events/s (issue 13)", p["batch_500"]["events_per_s"], ">=", 8_000),
+        ("push batch 500 / raw insert (issue 13)", p["ratio_500_vs_raw"], ">=", 0.15),
+        ("10-event push, server ms p50", sp["p50_ms"], "<=", 2),
+        ("fleet at half load: errors", fl["half_load"]["errors"], "<=", 0),
+        # issue 8
         ("new shop's backlog after 60k elsewhere / fresh", bl["ratio_after_vs_fresh"], ">=", 0.8),
         ("push batch 500 events/s", p["batch_500"]["events_per_s"], ">=", 20_000),
         ("push batch 500 / batch 1", p["ratio_500_vs_1"], ">=", 50),
@@ -865,6 +913,10 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("16 devices / 1 device throughput", c["ratio_16_vs_1"], ">=", 0.5),
         ("16 devices errors", c["devices_16"]["errors"], "<=", 0),
     ]
+    if "ratio_big_vs_16k_per_event" in bl:
+        t.append(("backlog 100k / 16k, time per event", bl["ratio_big_vs_16k_per_event"], "<=", 1.25))
+        t.append(("backlog 100k: last tenth / first tenth, per call", bl["big"]["last_tenth_vs_first_tenth_per_call"],
+                  "<=", 1.25))
     return [{"name": n, "value": v, "op": op, "target": tgt, "met": (v >= tgt) if op == ">=" else (v <= tgt)}
             for n, v, op, tgt in t]
 
@@ -910,6 +962,22 @@ def table(r: dict[str, Any]) -> str:
                   fmt(bl["ratio_after_vs_fresh"])))
     lines.append((f"new shop's backlog {bl['fresh']['events']:,} events, fresh stack",
                   f"{fmt(bl['fresh']['events_per_s'])} ev/s", "", ""))
+    if "big" in bl:
+        lines.append((f"one device's backlog {bl['big']['events']:,} events (new shop)",
+                      f"{fmt(bl['big']['events_per_s'])} ev/s", f"{bl['after_elsewhere']['events']:,} events, per event",
+                      fmt(bl["ratio_big_vs_16k_per_event"])))
+        lines.append((f"  its last {bl['big']['calls'] // 10} calls vs its first", "", "time per call",
+                      fmt(bl["big"]["last_tenth_vs_first_tenth_per_call"])))
+    sp, fl = r["small_push"], r["fleet"]
+    lines.append((f"a sale ({sp['events_per_push']} events) pushed, server p50 / p90 (direct)",
+                  f"{fmt(sp['p50_ms'])} / {fmt(sp['p90_ms'])} ms", "", ""))
+    sat, half = fl["saturation"], fl["half_load"]
+    lines.append((f"fleet saturation: {sat['tills']} tills back to back", f"{fmt(sat['sales_per_s'])} sales/s,"
+                  f" {sat['errors']} errors", "per core-second (Postgres + gateway CPU)",
+                  fmt(sat.get("sales_per_core_s", float("nan")))))
+    lines.append((f"fleet half load: {half['tills']} tills, a sale every {half['interval_s']:g}s",
+                  f"{fmt(half['sales_per_s'])} sales/s, p50 {fmt(half['p50_ms'])} ms, p99 {fmt(half['p99_ms'])} ms",
+                  f"{half['errors']} errors", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 500", f"{fmt(m['page_500_rows_total']['peak_rss_mib'])} MiB"
                   f" (+{fmt(m['page_500_rows_total']['rss_growth_mib'])})", "", ""))
     lines.append((f"client peak RSS, pull {pl['rows']:,}, page 2000",
@@ -927,7 +995,7 @@ def table(r: dict[str, Any]) -> str:
         if j == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out.append("")
-    out.append("| target (issue 8) | measured | target | met |")
+    out.append("| target (issues 8, 13) | measured | target | met |")
     out.append("|---|---|---|---|")
     for t in r["targets"]:
         out.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
@@ -945,7 +1013,10 @@ REQUIRED = [
     ("concurrency", "devices_16", "errors"), ("concurrency", "ratio_16_vs_1"),
     ("memory", "page_500_rows_total", "peak_rss_mib"), ("memory", "page_2000_rows_total", "peak_rss_mib"),
     ("memory", "page_500_small_total", "peak_rss_mib"), ("backlog", "fresh", "events_per_s"),
-    ("backlog", "after_elsewhere", "events_per_s"), ("backlog", "ratio_after_vs_fresh"), ("targets",),
+    ("backlog", "after_elsewhere", "events_per_s"), ("backlog", "ratio_after_vs_fresh"),
+    ("small_push", "p50_ms"), ("small_push", "p90_ms"), ("fleet", "saturation", "sales_per_s"),
+    ("fleet", "saturation", "sales_per_core_s"), ("fleet", "half_load", "p99_ms"), ("fleet", "half_load", "errors"),
+    ("targets",),
     ("live", "subscribers_1", "p50_ms"), ("live", "subscribers_1", "p99_ms"),
     ("live", "push_batch_500", "ratio_on_vs_off"), ("live", "push_batch_1", "ratio_on_vs_off"),
     ("live", "push_batch_1", "cost_increase"), ("live", "broadcast_cost", "added_us_per_commit"),
@@ -961,7 +1032,7 @@ def missing_figures(r: dict[str, Any]) -> list[str]:
         for key in path:
             v = v.get(key) if isinstance(v, dict) else None
         ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
-            isinstance(v, list) and len(v) == 11 if path == ("targets",) else
+            isinstance(v, list) and len(v) >= 15 if path == ("targets",) else
             isinstance(v, (int, float)) and v == v)
         if not ok:
             missing.append(".".join(path))
@@ -990,7 +1061,7 @@ def machine() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds; checks every figure is produced")
-    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency,live"
+    ap.add_argument("--only", help="comma-separated parts: backlog,push,pull,history,rls,concurrency,small,fleet,live"
                                    " (default all)")
     ap.add_argument("--no-print-json", action="store_true", help="print the table only (the JSON is still written)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -1003,7 +1074,7 @@ def main() -> int:
         return 0
     settings = load_settings(ROOT / ".env")
     sizes = QUICK if args.quick else FULL
-    parts = set((args.only or "backlog,push,pull,history,rls,concurrency,live").split(","))
+    parts = set((args.only or "backlog,push,pull,history,rls,concurrency,small,fleet,live").split(","))
     started = time.perf_counter()
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                                "started_at": datetime.now(timezone.utc).isoformat(), "sizes": sizes,
@@ -1021,6 +1092,12 @@ def main() -> int:
                 results["backlog"] = bench_backlog_after(b, fresh)
             if "concurrency" in parts:  # before the million-entry history exists (see bench_history)
                 results["concurrency"] = bench_concurrency(b)
+            if "small" in parts:
+                results["small_push"] = bench_small_push(b)
+            if "fleet" in parts:
+                import fleet
+
+                results["fleet"] = fleet.bench_fleet(b)
             if "pull" in parts or "rls" in parts:
                 results["pull"], results["memory"] = bench_pull(b)
             if "history" in parts:
@@ -1033,7 +1110,7 @@ def main() -> int:
     results.get("pull", {}).pop("_shop", None)
     results.get("pull", {}).pop("_email", None)
     results["duration_s"] = time.perf_counter() - started
-    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency", "live"}
+    complete = parts >= {"backlog", "push", "pull", "history", "rls", "concurrency", "small", "fleet", "live"}
     if complete:
         results["targets"] = targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,13 @@ One transaction per request: ``set transaction read only`` for GET, the function
 ``request.jwt.claims``, ``request.headers`` (lower-cased JSON), ``request.method`` and
 ``request.path`` set transaction-locally, the call, commit. Named arguments are typed from
 ``pg_proc``; the result is Postgres's own JSON text, never re-parsed here.
+
+Two round trips per request (psycopg pipeline mode): the lookup with the request's context, then
+the call with its ``response.status`` and the commit. (It was six: a pool check, the lookup, the
+context, the call, the status, the commit; each a round trip through the event loop.) Connections
+are not checked when taken from the pool: a connection found broken by the first round trip (say,
+after a Postgres restart) is dropped and the request runs once more on another, which is safe
+because nothing was executed but the lookup.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ _SET_CONTEXT = (
     " set_config('request.headers', %s, true), set_config('request.method', %s, true),"
     " set_config('request.path', %s, true)"
 )
+
+
+class _StaleConnection(Exception):
+    """The first round trip of a request failed on a broken connection: nothing ran, retry."""
 
 
 class ApiError(Exception):
@@ -146,8 +157,8 @@ class RpcEngine:
         self.schemas = schemas
         self.acquire_timeout = acquire_timeout
         self.pool = AsyncConnectionPool(conninfo, min_size=min(pool_min, pool_size), max_size=pool_size,
-                                        timeout=acquire_timeout, check=AsyncConnectionPool.check_connection,
-                                        open=False, kwargs={"application_name": "shopsync-gateway"})
+                                        timeout=acquire_timeout, open=False,
+                                        kwargs={"application_name": "shopsync-gateway"})
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -172,8 +183,14 @@ class RpcEngine:
         else:
             args = dict(parse_qsl(query, keep_blank_values=True))
         try:
-            async with self.pool.connection(timeout=self.acquire_timeout) as conn:
-                return await self._run(conn, method, path, schema, fn_name, args, claims, headers, raw)
+            for attempt in (1, 2):
+                try:
+                    async with self.pool.connection(timeout=self.acquire_timeout) as conn:
+                        return await self._run(conn, method, path, schema, fn_name, args, claims, headers, raw)
+                except _StaleConnection as exc:
+                    if attempt == 2:
+                        raise ApiError(503, "PGRST001", f"Database client error: {exc.__cause__}") from None
+            raise AssertionError("unreachable")
         except PoolTimeout:  # before psycopg.Error: PoolTimeout is an OperationalError with no SQLSTATE
             raise ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.") from None
         except psycopg.Error as exc:
@@ -190,10 +207,21 @@ class RpcEngine:
                    args: Any, claims: dict[str, Any], headers: dict[str, str],
                    raw: str | None = None) -> tuple[int, bytes | None]:
         cur = conn.cursor()
-        if method == "GET":
-            await cur.execute("set transaction read only")
-        await cur.execute(_LOOKUP, (schema, fn_name))
-        candidates = [_Function(r) for r in await cur.fetchall()]
+        try:
+            # Round trip 1: the lookup, with the request's context set (transaction-local; if the
+            # function is not found the transaction is rolled back).
+            async with conn.pipeline():
+                if method == "GET":
+                    await conn.cursor().execute("set transaction read only")
+                await cur.execute(_LOOKUP, (schema, fn_name))
+                await conn.cursor().execute(_SET_CONTEXT, (claims["role"], json.dumps(claims), json.dumps(headers),
+                                                           method, path))
+            rows = await cur.fetchall()
+        except psycopg.OperationalError as exc:
+            if conn.broken:
+                raise _StaleConnection() from exc
+            raise
+        candidates = [_Function(r) for r in rows]
         # As PostgREST: a function matching the body's keys by name first; else (a POST) the one
         # with a single unnamed json/jsonb argument, which gets the body as it came.
         fn = None
@@ -211,7 +239,6 @@ class RpcEngine:
                            None)
         if method == "GET" and fn.volatility == "v":
             raise ApiError(405, "PGRST101", f"cannot call the VOLATILE function {schema}.{fn_name} with GET; use POST")
-        await cur.execute(_SET_CONTEXT, (claims["role"], json.dumps(claims), json.dumps(headers), method, path))
         params: list[Any] = []
         # A POST body that is UTF-8 goes to Postgres as it came (as PostgREST hands it over), and
         # jsonb arguments are taken out of it there: no re-encoding in Python of a large argument
@@ -254,13 +281,16 @@ class RpcEngine:
             query = sql.SQL("select ({})::text").format(target)
         else:
             query = sql.SQL("select to_json(_r)::text from {} as _r").format(target)
-        await cur.execute(query, params)
+        # Round trip 2: the call, its status and the commit. A function may set its answer's status
+        # (PostgREST's `response.status`), e.g. 503 for a call whose work timed out but whose
+        # rate-limit count is committed.
+        status_cur = conn.cursor()
+        async with conn.pipeline():
+            await cur.execute(query, params)
+            await status_cur.execute("select current_setting('response.status', true)")
+            await conn.commit()
         row = await cur.fetchone()
-        # A function may set its answer's status (PostgREST's `response.status`), e.g. 503 for a
-        # call whose work timed out but whose rate-limit count is committed.
-        await cur.execute("select current_setting('response.status', true)")
-        set_status = await cur.fetchone()
-        await conn.commit()
+        set_status = await status_cur.fetchone()
         status = int(set_status[0]) if set_status and (set_status[0] or "").isdigit() else None
         if fn.rettype == "void" and not fn.retset:
             return status or 204, None

@@ -65,9 +65,6 @@ def test_a_push_naming_another_shops_row_neither_blocks_its_writers_nor_reveals_
     conn_b.rollback()
 
 
-@pytest.mark.xfail(strict=True, reason="residual risk (docs/security.md, Insiders): an insert racing another shop's "
-                   "uncommitted insert of the same id waits for it and then answers id_exists; the fix belongs in "
-                   "the push steps (re-check the row's shop after the unique-index wait)")
 def test_an_insert_racing_another_shops_uncommitted_insert_of_the_same_id_answers_as_for_a_committed_one(
         settings, two_connections):
     staff_a, staff_b = user_client(settings, "staff@shop-a.test"), user_client(settings, "staff@shop-b.test")
