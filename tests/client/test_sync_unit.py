@@ -37,12 +37,12 @@ class Scripted:
                 self.log.append({"table": e["table"], "row_id": e["row_id"], "row": row})
                 results.append({"event_id": e["event_id"], "status": "applied", "version": version})
             return {"results": results}
-        if fn == "sync_pull":
+        if fn == "sync_pull_v2":  # v1-shaped entries: the client reads both
             cursor = int(params["p_cursor"])
             page = self.log[cursor:cursor + int(params["p_limit"])]
             end = cursor + len(page)
             return {"changes": page, "cursor": end, "has_more": end < len(self.log),
-                    "remaining": len(self.log) - end, "server_time": "2026-01-01T00:00:00Z"}
+                    "remaining": len(self.log) - end, "consistent": True, "server_time": "2026-01-01T00:00:00Z"}
         raise AssertionError(f"unexpected call {fn}")
 
 
