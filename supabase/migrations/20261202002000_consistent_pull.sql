@@ -195,14 +195,15 @@ begin
 
   -- The page: at most v_limit entries and pull_max_page_bytes (at least one entry), ending at the
   -- last entry that ends its transaction (the next entry belongs to another transaction, or there
-  -- is none: a transaction's entries become visible together). The scan reads one entry past the
+  -- is none up to v_last: the shop's last seq when this call began ends a committed transaction,
+  -- and entries committed since are left for the next page). The scan reads one entry past the
   -- limit to know whether the last one ends its transaction.
   for v_entry in
     select cl.seq, cl.xact, cl.changed_at,
       case when pg_column_compression(cl.row) is null then pg_column_size(cl.row)
         else pg_column_size(cl.row || '{}'::jsonb) end as bytes
     from shopsync.change_log as cl
-    where cl.shop_id = v_shop and cl.seq > p_cursor
+    where cl.shop_id = v_shop and cl.seq > p_cursor and cl.seq <= v_last
     order by cl.seq
     limit v_limit + 1
   loop

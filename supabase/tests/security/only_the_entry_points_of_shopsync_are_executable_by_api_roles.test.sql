@@ -25,6 +25,7 @@ select results_eq(
     ('shopsync.metrics()'),
     ('shopsync.order_transition_ok(text,text)'),
     ('shopsync.pull(uuid,bigint,integer)'),
+    ('shopsync.pull_v2(uuid,bigint,integer,bigint)'),
     ('shopsync.push(uuid,jsonb)'),
     ('shopsync.register_device(uuid,text,text)'),
     ('shopsync.require_seat_in_my_shop()'),
