@@ -316,7 +316,9 @@ comment on function public.sync_pull_v2(uuid, bigint, integer, bigint) is
 
 -- Privileges of this capability's objects.
 revoke all on shopsync.pull_compaction from public, anon, authenticated, service_role;
-revoke execute on function shopsync.pull_v2(uuid, bigint, integer, bigint) from public, anon, authenticated, service_role;
-revoke execute on function public.sync_pull_v2(uuid, bigint, integer, bigint) from public, anon, authenticated, service_role;
+revoke execute on function shopsync.pull_v2(uuid, bigint, integer, bigint)
+from public, anon, authenticated, service_role;
+revoke execute on function public.sync_pull_v2(uuid, bigint, integer, bigint)
+from public, anon, authenticated, service_role;
 grant execute on function shopsync.pull_v2(uuid, bigint, integer, bigint) to authenticated;
 grant execute on function public.sync_pull_v2(uuid, bigint, integer, bigint) to authenticated, service_role;
