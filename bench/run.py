@@ -53,6 +53,7 @@ QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull
          "backlog": 320, "backlog_elsewhere": 1_200}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
+DEFAULT_PAGE = 2000  # SyncClient(page_size=...) by default
 # The tables a push reads and writes by shop: analyzed before each measured phase whose baseline must
 # be in the same state (what autovacuum does at its own moment, done at a known one).
 PUSH_TABLES = ("shopsync.push_results", "shopsync.change_log", "shopsync.shop_cursor", "public.customers")
@@ -571,6 +572,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("push batch 500 / raw insert", p["ratio_500_vs_raw"], ">=", 0.3),
         ("initial pull rows/s (page 500)", pl["page_500"]["rows_per_s"], ">=", 50_000),
         ("initial pull / limit (page 500)", pl["ratio_page_500_vs_limit"], ">=", 0.4),
+        ("initial pull rows/s (default page 2000; issue 14)", pl["page_2000"]["rows_per_s"], ">=", 35_000),
+        ("client RSS growth, pull at the default page, MiB", r["memory"]["page_2000_rows_total"]["rss_growth_mib"],
+         "<=", 50),
         ("tip-of-1M / tip-of-1k latency", h["ratio_big_vs_small"], "<=", 2),
         ("RLS overhead: pull", rl["pull_ratio"], "<=", 1.3),
         ("RLS overhead: table read", rl["table_read_ratio"], "<=", 1.3),
@@ -599,7 +603,8 @@ def table(r: dict[str, Any]) -> str:
     lines.append(("push, batch 500 vs batch 1", "", "", fmt(p["ratio_500_vs_1"])))
     for page in PULL_PAGES:
         x = pl[f"page_{page}"]
-        lines.append((f"initial pull {pl['rows']:,} rows, page {page}", f"{fmt(x['rows_per_s'])} rows/s",
+        default = " (the default)" if page == DEFAULT_PAGE else ""
+        lines.append((f"initial pull {pl['rows']:,} rows, page {page}{default}", f"{fmt(x['rows_per_s'])} rows/s",
                       "COPY+executemany", fmt(x["rows_per_s"] / pl["limit"]["rows_per_s"])))
     lines.append(("initial pull limit (COPY + executemany)", f"{fmt(pl['limit']['rows_per_s'])} rows/s", "", ""))
     lines.append(("initial pull, page 500, vs PowerSync HTTP", "", "14,000 rows/s", fmt(pl["vs_powersync_http"]["ratio"])))
