@@ -153,17 +153,18 @@ class Puller:
                 return
 
 
-def apply_changes(store: LocalStore, changes: list[dict[str, Any]],
-                  unreadable: list[UnreadableRow] | None = None) -> None:
+def apply_changes(store: LocalStore, changes: list[Any], unreadable: list[UnreadableRow] | None = None,
+                  columns: dict[str, list[str]] | None = None) -> None:
     """Apply pulled changes at once (one transaction): what ``adopt_server_row`` does for each
     change, set-wise, through the stage (see :mod:`shopsync.staging`).
 
     Only the last change of a row counts (versions rise with seq). A row holding a value this
     client cannot read is skipped and appended to ``unreadable`` (the rest applies); without a list
-    to report into, it raises InvalidValueError.
+    to report into, it raises InvalidValueError. ``changes``: v1 entries, or v2 entries with the
+    page's ``columns``.
     """
     with store.transaction():
-        store.stage.add(store.schema.tables, changes, unreadable)
+        store.stage.add(store.schema.tables, changes, unreadable, columns)
         store.stage.merge(store)
 
 

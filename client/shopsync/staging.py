@@ -112,8 +112,8 @@ class PullStage:
 
         ``changes``: ``sync_pull_v2`` entries ``[seq, table, op, row_id, version, values]`` with
         ``values`` in the order of ``columns[table]`` (or the row as an object), or v1 entries
-        (``{"seq", "table", "row_id", "row"}``). Text and integer values, most of a page, are bound as they came
-        and checked by SQLite (the staging table's ``typeof`` checks); only the other kinds
+        (``{"seq", "table", "row_id", "row"}``). Text and integer values, most of a page, are
+        bound as they came and checked by SQLite (the staging table's ``typeof`` checks); only the other kinds
         (timestamps, numerics, json, ...) are converted in Python. A page SQLite refuses takes the
         full conversion, row by row."""
         by_table: dict[str, dict[str, tuple[Any, Any]]] = {}
@@ -149,13 +149,18 @@ class PullStage:
         insert_full = (f"insert into {stage} ({', '.join(_q(n) for n in names)})"
                        f" values ({', '.join('?' * len(names))})")
 
+        refused: set[str] = set()
+
         def slow(row_id: str, wire: Any) -> list[Any] | None:
+            if row_id in refused:
+                return None
             try:
                 if wire.__class__ is list:
                     wire = dict(zip(page_cols or (), wire, strict=True))
                 get = wire.get
                 return [f(get(n)) for n, f in full]
             except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                refused.add(row_id)
                 refuse(row_id, exc)
                 return None
 
@@ -171,13 +176,15 @@ class PullStage:
                     if got is not None:
                         other.append(got)
                     continue
+                row = vals.copy()  # the wire values stay as they came, for the full path
                 try:
                     for j, f in convert:
-                        vals[j] = f(vals[j])
+                        row[j] = f(row[j])
                 except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                    refused.add(row_id)
                     refuse(row_id, exc)
                     continue
-                fast.append(vals)
+                fast.append(row)
         else:
             cols = []
             for row_id, (_, vals) in rows.items():

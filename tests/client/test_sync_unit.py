@@ -78,3 +78,22 @@ def test_a_pulled_page_is_written_set_wise_and_a_queued_row_keeps_its_values(fre
     kept = fresh_store.get("customers", mine["id"])
     assert kept is not None and kept["name"] == "Local" and kept["sync_state"] == "pending_create"
     assert fresh_store.bases.get("customers", mine["id"]) is not None
+
+
+def test_a_columnar_page_with_a_value_of_the_wrong_type_takes_the_full_conversion(fresh_store: LocalStore) -> None:
+    """Text and integer values are bound as they come and checked by SQLite; a page it refuses is
+    converted row by row: a number in a text column is stored as text, a row this client cannot
+    read is reported once and skipped, the rest of the page applies."""
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    columns = {"customers": ["id", "name", "shop_id", "version", "created_at"]}
+    ts = "2026-11-30T10:00:00.5+00:00"
+    changes = [[1, "customers", "insert", a, 1, [a, "Ann", SHOP, 1, ts]],
+               [2, "customers", "insert", b, 1, [b, 42, SHOP, 1, ts]],
+               [3, "customers", "insert", c, 1, [c, "Cy", SHOP, "one", ts]]]
+    unreadable: list[Any] = []
+    apply_changes(fresh_store, changes, unreadable, columns)
+    assert fresh_store.get("customers", a)["name"] == "Ann"  # type: ignore[index]
+    got = fresh_store.get("customers", b)
+    assert got is not None and got["name"] == "42" and got["created_at"] == "2026-11-30T10:00:00.500000Z"
+    assert fresh_store.get("customers", c) is None
+    assert [u.row_id for u in unreadable] == [c]
