@@ -644,7 +644,7 @@ def table(r: dict[str, Any]) -> str:
         if j == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out.append("")
-    out.append("| target (issue 8) | measured | target | met |")
+    out.append("| target (issues 8, 14) | measured | target | met |")
     out.append("|---|---|---|---|")
     for t in r["targets"]:
         out.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
@@ -674,7 +674,7 @@ def missing_figures(r: dict[str, Any]) -> list[str]:
         for key in path:
             v = v.get(key) if isinstance(v, dict) else None
         ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
-            isinstance(v, list) and len(v) == 11 if path == ("targets",) else
+            isinstance(v, list) and len(v) == 13 if path == ("targets",) else
             isinstance(v, (int, float)) and v == v)
         if not ok:
             missing.append(".".join(path))

@@ -35,6 +35,8 @@ class Puller:
     ``reset_local`` when the server asks for a reset (or says the cursor is ahead of its log).
     ``page_hook`` runs inside each page's transaction, after its rows and before its cursor (a test
     hook); ``listeners`` get a :class:`PullProgress` after every committed page (applied or staged).
+    Against a server without ``sync_pull_v2`` (a rolling upgrade) it pulls with ``sync_pull``, each
+    page applied on its own as before.
     """
 
     def __init__(self, store: LocalStore, transport: Transport, page_size: int, *,
@@ -48,11 +50,23 @@ class Puller:
         self.reset_local = reset_local
         self.page_hook = page_hook
         self.listeners = list(listeners)
+        self.v1 = False  # set when the server has no sync_pull_v2 (then pages are v1's)
 
     def fetch_page(self, cursor: int, applied: int) -> Any:
-        return self.transport.call(PULL_RPC, {
-            "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size,
-            "p_applied": applied})
+        if not self.v1:
+            try:
+                return self.transport.call(PULL_RPC, {
+                    "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size,
+                    "p_applied": applied})
+            except ProtocolError as exc:
+                if exc.code != "PGRST202":
+                    raise
+                self.v1 = True  # a server from before sync_pull_v2 (20261202002000): v1's semantics
+        page = self.transport.call("sync_pull", {
+            "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size})
+        if isinstance(page, dict):
+            page["consistent"] = True  # v1: each page applies on its own, as it always did
+        return page
 
     def pull_all(self, result: SyncResult) -> None:
         """Pull until the last page; count into ``result`` (errors too: this never raises them)."""

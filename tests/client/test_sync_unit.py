@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shopsync import LocalStore, SyncClient
+from shopsync import LocalStore, ProtocolError, SyncClient
 from shopsync.pull import apply_changes, needs_schema
 
 SHOP = "aaaaaaaa-0000-4000-8000-000000000000"
@@ -97,3 +97,30 @@ def test_a_columnar_page_with_a_value_of_the_wrong_type_takes_the_full_conversio
     assert got is not None and got["name"] == "42" and got["created_at"] == "2026-11-30T10:00:00.500000Z"
     assert fresh_store.get("customers", c) is None
     assert [u.row_id for u in unreadable] == [c]
+
+
+class ServerBeforeV2(Scripted):
+    """A server from before sync_pull_v2 (a rolling upgrade): only sync_pull answers."""
+
+    asked_v2 = 0
+
+    def call(self, fn: str, params: dict[str, Any]) -> Any:
+        if fn == "sync_pull_v2":
+            self.asked_v2 += 1
+            raise ProtocolError("Could not find the function public.sync_pull_v2", status=404, code="PGRST202")
+        if fn == "sync_pull":
+            page = super().call("sync_pull_v2", params)
+            del page["consistent"]
+            return page
+        return super().call(fn, params)
+
+
+def test_a_client_pulls_with_v1_from_a_server_without_sync_pull_v2(
+        fresh_store: LocalStore, schema_fixture: dict[str, Any]) -> None:
+    transport = ServerBeforeV2(schema_fixture)
+    client = SyncClient(fresh_store, transport=transport, page_size=2)
+    for i in range(3):
+        fresh_store.insert("customers", {"name": f"c{i}"})
+    result = client.sync()
+    assert result.ok and result.pulled == 3 and fresh_store.cursor == 3
+    assert transport.asked_v2 == 1  # asked once, then v1 for every page
