@@ -57,6 +57,7 @@ QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull
          "live_max_subscribers": 3, "live_rounds": 3, "live_push_events": 200, "live_push_repeats": 1}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
+DEFAULT_PAGE = 2000  # SyncClient(page_size=...) by default
 # The tables a push reads and writes by shop: analyzed before each measured phase whose baseline must
 # be in the same state (what autovacuum does at its own moment, done at a known one).
 PUSH_TABLES = ("shopsync.push_results", "shopsync.change_log", "shopsync.shop_cursor", "public.customers")
@@ -907,6 +908,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ("push batch 500 / raw insert", p["ratio_500_vs_raw"], ">=", 0.3),
         ("initial pull rows/s (page 500)", pl["page_500"]["rows_per_s"], ">=", 50_000),
         ("initial pull / limit (page 500)", pl["ratio_page_500_vs_limit"], ">=", 0.4),
+        ("initial pull rows/s (default page 2000; issue 14)", pl["page_2000"]["rows_per_s"], ">=", 35_000),
+        ("client RSS growth, pull at the default page, MiB", r["memory"]["page_2000_rows_total"]["rss_growth_mib"],
+         "<=", 50),
         ("tip-of-1M / tip-of-1k latency", h["ratio_big_vs_small"], "<=", 2),
         ("RLS overhead: pull", rl["pull_ratio"], "<=", 1.3),
         ("RLS overhead: table read", rl["table_read_ratio"], "<=", 1.3),
@@ -939,7 +943,8 @@ def table(r: dict[str, Any]) -> str:
     lines.append(("push, batch 500 vs batch 1", "", "", fmt(p["ratio_500_vs_1"])))
     for page in PULL_PAGES:
         x = pl[f"page_{page}"]
-        lines.append((f"initial pull {pl['rows']:,} rows, page {page}", f"{fmt(x['rows_per_s'])} rows/s",
+        default = " (the default)" if page == DEFAULT_PAGE else ""
+        lines.append((f"initial pull {pl['rows']:,} rows, page {page}{default}", f"{fmt(x['rows_per_s'])} rows/s",
                       "COPY+executemany", fmt(x["rows_per_s"] / pl["limit"]["rows_per_s"])))
     lines.append(("initial pull limit (COPY + executemany)", f"{fmt(pl['limit']['rows_per_s'])} rows/s", "", ""))
     lines.append(("initial pull, page 500, vs PowerSync HTTP", "", "14,000 rows/s", fmt(pl["vs_powersync_http"]["ratio"])))
@@ -995,7 +1000,7 @@ def table(r: dict[str, Any]) -> str:
         if j == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out.append("")
-    out.append("| target (issues 8, 13) | measured | target | met |")
+    out.append("| target (issues 8, 13, 14, 15) | measured | target | met |")
     out.append("|---|---|---|---|")
     for t in r["targets"]:
         out.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")
@@ -1032,7 +1037,7 @@ def missing_figures(r: dict[str, Any]) -> list[str]:
         for key in path:
             v = v.get(key) if isinstance(v, dict) else None
         ok = (isinstance(v, str) and v) if path[-1] == "plan" else (
-            isinstance(v, list) and len(v) >= 15 if path == ("targets",) else
+            isinstance(v, list) and len(v) >= 17 if path == ("targets",) else
             isinstance(v, (int, float)) and v == v)
         if not ok:
             missing.append(".".join(path))

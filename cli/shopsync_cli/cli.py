@@ -569,12 +569,12 @@ def _parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("sync", help="push the outbox and pull changes (once, or --watch)", parents=common)
     sy.add_argument("--watch", action="store_true", help="keep syncing in the background until Ctrl-C/SIGTERM")
     sy.add_argument("--interval", type=float, default=30.0, help="--watch: seconds between syncs (default 30)")
-    sy.add_argument("--page-size", type=_page_size, default=500, help="changes per pull page (1..5000, default 500)")
+    sy.add_argument("--page-size", type=_page_size, default=2000, help="changes per pull page (1..5000, default 2000)")
     sy.set_defaults(func=_sync_cmd)
 
     pl = sub.add_parser("pull", help="pull changes only", parents=common)
     pl.add_argument("--progress", action="store_true", help="a progress bar on stderr")
-    pl.add_argument("--page-size", type=_page_size, default=500, help="changes per pull page (1..5000, default 500)")
+    pl.add_argument("--page-size", type=_page_size, default=2000, help="changes per pull page (1..5000, default 2000)")
     pl.set_defaults(func=_pull_cmd)
 
     st = sub.add_parser("status", help="where the device stands (local only)", parents=common)

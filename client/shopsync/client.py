@@ -54,7 +54,7 @@ class SyncClient:
         device_name: str | None = None,
         platform: str | None = "python",
         batch_size: int = 500,
-        page_size: int = 500,
+        page_size: int = 2000,
         interval: float = 30.0,
         debounce: float = 1.0,
         backoff_base: float = 5.0,

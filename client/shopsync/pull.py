@@ -1,8 +1,13 @@
-"""Pull: the shop's change log comes down (``sync_pull``) page by page.
+"""Pull: the shop's change log comes down (``sync_pull_v2``) page by page, and the device shows only
+states the server had.
 
-Crash safety: each page's rows and its new cursor are applied in one SQLite transaction; a page that
-was not committed is fetched again. While a page is applied, the next one is already being fetched.
-Every read and write of the device's file goes through the store (:class:`~shopsync.store.LocalStore`).
+Each page says whether it ends at a consistent point (``consistent``: a server transaction ends
+there and no retention compaction is still being crossed). Pages are staged in the device's file
+(:class:`~shopsync.staging.PullStage`) until such a page arrives; then everything staged is applied
+and the cursor moves, in one SQLite transaction. Crash safety: a staged page and the staging cursor
+are written in one transaction too, so a restart goes on where staging stood. While a page is
+written, the next one is already being fetched. Every read and write of the device's file goes
+through the store (:class:`~shopsync.store.LocalStore`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from .status import PullProgress, SyncResult, UnreadableRow
 from .store import LocalStore
 from .transport import Transport
 
-__all__ = ["Puller", "apply_changes", "needs_schema"]
+__all__ = ["Puller", "apply_changes", "needs_schema", "PULL_RPC"]
+
+#: The RPC the client pulls with (``sync_pull`` is v1: pages cut at a row count).
+PULL_RPC = "sync_pull_v2"
 
 
 class Puller:
@@ -26,7 +34,9 @@ class Puller:
     ``refresh_schema`` is called when a page names a table or column the local schema lacks;
     ``reset_local`` when the server asks for a reset (or says the cursor is ahead of its log).
     ``page_hook`` runs inside each page's transaction, after its rows and before its cursor (a test
-    hook); ``listeners`` get a :class:`PullProgress` after every committed page.
+    hook); ``listeners`` get a :class:`PullProgress` after every committed page (applied or staged).
+    Against a server without ``sync_pull_v2`` (a rolling upgrade) it pulls with ``sync_pull``, each
+    page applied on its own as before.
     """
 
     def __init__(self, store: LocalStore, transport: Transport, page_size: int, *,
@@ -40,49 +50,68 @@ class Puller:
         self.reset_local = reset_local
         self.page_hook = page_hook
         self.listeners = list(listeners)
+        self.v1 = False  # set when the server has no sync_pull_v2 (then pages are v1's)
 
-    def fetch_page(self, cursor: int) -> Any:
-        return self.transport.call("sync_pull", {
+    def fetch_page(self, cursor: int, applied: int) -> Any:
+        if not self.v1:
+            try:
+                return self.transport.call(PULL_RPC, {
+                    "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size,
+                    "p_applied": applied})
+            except ProtocolError as exc:
+                if exc.code != "PGRST202":
+                    raise
+                self.v1 = True  # a server from before sync_pull_v2 (20261202002000): v1's semantics
+        page = self.transport.call("sync_pull", {
             "p_device_id": self.store.device_id, "p_cursor": cursor, "p_limit": self.page_size})
+        if isinstance(page, dict):
+            page["consistent"] = True  # v1: each page applies on its own, as it always did
+        return page
 
     def pull_all(self, result: SyncResult) -> None:
         """Pull until the last page; count into ``result`` (errors too: this never raises them)."""
-        # While a page is applied, the next one (after the cursor the page answered) is already
+        # While a page is written, the next one (after the cursor the page answered) is already
         # being fetched: the server's work and the local writes overlap. A prefetched page is used
-        # only if the store's cursor is still the one it was asked for.
+        # only if it was asked for where the store stands now.
         prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-pull")
         try:
             self._pull_pages(result, prefetch)
         finally:
             prefetch.shutdown(wait=False, cancel_futures=True)
 
+    def _reset(self) -> None:
+        with self.store.transaction():
+            self.store.stage.clear()
+        self.reset_local()
+
     def _pull_pages(self, result: SyncResult, prefetch: ThreadPoolExecutor) -> None:
         store = self.store
         resets = 0
-        ahead: tuple[int, Future[Any]] | None = None
+        staged = 0  # changes staged in this sync and not applied yet
+        ahead: tuple[tuple[int, int], Future[Any]] | None = None
         while True:
             try:
-                cursor = store.cursor
-                if ahead is not None and ahead[0] == cursor:
+                with store.transaction():
+                    applied = store.cursor
+                    stage_cursor = store.stage.cursor()
+                where = (stage_cursor if stage_cursor is not None else applied, applied)
+                if ahead is not None and ahead[0] == where:
                     page = ahead[1].result()
                 else:
-                    page = self.fetch_page(cursor)
+                    page = self.fetch_page(*where)
                 ahead = None
             except ProtocolError as exc:
                 ahead = None
                 if exc.reason == "cursor_ahead" and resets == 0:  # the server's log restarted
                     resets += 1
                     result.resets += 1
-                    self.reset_local()
+                    self._reset()
                     continue
                 result.errors.append(exc)
                 return
             except ShopSyncError as exc:
                 result.errors.append(exc)
                 return
-            if page.get("has_more") and not page.get("reset_required"):
-                nxt = int(page["cursor"])
-                ahead = (nxt, prefetch.submit(self.fetch_page, nxt))
             if page.get("reset_required"):
                 if resets:
                     result.errors.append(ProtocolError("sync_pull asked for a reset twice in one sync",
@@ -90,101 +119,91 @@ class Puller:
                     return
                 resets += 1
                 result.resets += 1
-                self.reset_local()
+                self._reset()
                 continue
+            if "consistent" not in page:
+                result.errors.append(ProtocolError("the pull page has no consistent flag (a v1 answer?)",
+                                                   reason="bad_response"))
+                return
+            new_cursor = int(page["cursor"])
+            consistent = bool(page["consistent"])
+            if page.get("has_more"):
+                nxt = (new_cursor, new_cursor if consistent else applied)
+                ahead = (nxt, prefetch.submit(self.fetch_page, *nxt))
             changes = page.get("changes") or []
-            if needs_schema(store.schema, changes):
+            columns = page.get("tables") or {}
+            if needs_schema(store.schema, changes, columns):
                 try:
                     self.refresh_schema()
                 except ShopSyncError as exc:
                     result.errors.append(exc)
                     return
+                if store.cursor != applied:  # the schema grew under rows: the file fills again
+                    with store.transaction():
+                        store.stage.clear()
+                    continue
             with store.transaction():
-                apply_changes(store, changes, result.unreadable)
+                store.stage.add(store.schema.tables, changes, result.unreadable, columns)
+                if consistent:
+                    store.stage.merge(store)
                 if self.page_hook is not None:
                     self.page_hook(page)
-                store.set_meta("cursor", int(page["cursor"]))
-                store.set_meta("remaining", int(page.get("remaining") or 0))
-                store.set_meta("server_time", page.get("server_time"))
+                if consistent:
+                    store.set_meta("cursor", new_cursor)
+                    store.set_meta("remaining", int(page.get("remaining") or 0))
+                    store.set_meta("server_time", page.get("server_time"))
+                else:
+                    store.stage.set_cursor(new_cursor)
+            staged = 0 if consistent else staged + len(changes)
             result.pulled += len(changes)
             progress = PullProgress(result.pulled, 0 if not page.get("has_more") else int(page.get("remaining") or 0),
-                                    int(page["cursor"]))
+                                    store.cursor, staged)
             for cb in list(self.listeners):
                 cb(progress)
             if not page.get("has_more"):
+                if not consistent:
+                    result.errors.append(ProtocolError("the last pull page is not consistent",
+                                                       reason="bad_response"))
                 return
 
 
-def apply_changes(store: LocalStore, changes: list[dict[str, Any]],
-                  unreadable: list[UnreadableRow] | None = None) -> None:
-    """Apply a pull page (inside its transaction): what ``adopt_server_row`` does for each change,
-    set-wise.
+def apply_changes(store: LocalStore, changes: list[Any], unreadable: list[UnreadableRow] | None = None,
+                  columns: dict[str, list[str]] | None = None) -> None:
+    """Apply pulled changes at once (one transaction): what ``adopt_server_row`` does for each
+    change, set-wise, through the stage (see :mod:`shopsync.staging`).
 
-    Only the last change of a row in the page counts (versions rise with seq, so it is the one
-    ``adopt_server_row`` would keep). Rows with queued events or an open conflict go through
-    ``adopt_server_row``; the rest (an initial pull: all of them) are written with one
-    ``executemany`` per table and column set, after one query each for what the store holds of them.
-
-    A row holding a value this client cannot read is skipped and appended to ``unreadable`` (the
-    rest of the page applies); without a list to report into, it raises InvalidValueError.
+    Only the last change of a row counts (versions rise with seq). A row holding a value this
+    client cannot read is skipped and appended to ``unreadable`` (the rest applies); without a list
+    to report into, it raises InvalidValueError. ``changes``: v1 entries, or v2 entries with the
+    page's ``columns``.
     """
-    by_table: dict[str, dict[str, dict[str, Any]]] = {}
-    seqs: dict[tuple[str, str], Any] = {}
-    for change in changes:
-        by_table.setdefault(change["table"], {})[str(change["row_id"])] = change["row"]
-        seqs[(change["table"], str(change["row_id"]))] = change.get("seq")
-    for table, rows in by_table.items():
-        spec = store.schema.tables.get(table)
-        if spec is None:
-            continue
-        special = store.rows_with_local_changes(table, rows)
-        local = store.versions_and_states(table, rows)
-        based = store.bases.rows_with_base(table, rows)
-        groups: dict[tuple[str, ...], list[list[Any]]] = {}
-        unbase: list[str] = []
-        for row_id, wire in rows.items():
-            try:
-                values = spec.stored_from_wire(wire)
-            except (ShopSyncError, ValueError, TypeError, OverflowError) as exc:
-                if unreadable is None:
-                    raise
-                seq = seqs.get((table, row_id))
-                unreadable.append(UnreadableRow(table, row_id, int(seq) if seq is not None else None,
-                                                getattr(exc, "message", None) or str(exc)))
-                continue
-            if row_id in special:
-                store.adopt_server_row(table, row_id, values)
-                continue
-            cur = local.get(row_id)
-            version = values.get("version")
-            if cur is not None and version is not None:
-                if cur[0] is not None and version < cur[0]:
-                    continue  # we already hold a newer server version
-                if cur[1] == "failed" and version == cur[0]:
-                    continue  # a rejected edit stays visible until the server has news
-            if row_id in based:
-                unbase.append(row_id)
-            values["sync_state"] = "synced"
-            values["last_error"] = None
-            groups.setdefault(tuple(values), []).append(list(values.values()))
-        for cols, params in groups.items():
-            store.write_rows(table, cols, params)
-        if unbase:
-            store.bases.drop(table, unbase)
+    with store.transaction():
+        store.stage.add(store.schema.tables, changes, unreadable, columns)
+        store.stage.merge(store)
 
 
-def needs_schema(schema: Schema, changes: list[dict[str, Any]]) -> bool:
-    """Does a pulled row name a table or column the local schema lacks?"""
+def needs_schema(schema: Schema, changes: list[Any], columns: dict[str, list[str]] | None = None) -> bool:
+    """Does a pulled row name a table or column the local schema lacks? (``changes``: v2 entries
+    with the page's ``columns``, or v1 entries.)"""
     tables = schema.tables
     known: dict[str, set[str]] = {}
+    for name, cols in (columns or {}).items():
+        spec = tables.get(name)
+        if spec is None or not all(spec.has_column(c) for c in cols):
+            return True
     for change in changes:
-        name = change.get("table", "")
-        cols = known.get(name)
-        if cols is None:
+        if change.__class__ is list:
+            if change[5].__class__ is list:
+                continue  # in the page's columns, checked above
+            name, row = change[1], change[5]
+        else:
+            name, row = change.get("table", ""), change.get("row")
+        cols_known = known.get(name)
+        if cols_known is None:
             spec = tables.get(name)
             if spec is None:
                 return True
-            cols = known[name] = {c.name for c in spec.columns}
-        if not (change.get("row") or {}).keys() <= cols:
+            cols_known = known[name] = {c.name for c in spec.columns}
+        if not (row or {}).keys() <= cols_known:
             return True
     return False

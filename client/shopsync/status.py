@@ -49,11 +49,14 @@ class Repair:
 @dataclass(frozen=True)
 class PullProgress:
     """After each committed pull page: changes pulled so far in this sync, what the server said is
-    still ahead (``remaining``, an upper bound) and the cursor now stored."""
+    still ahead (``remaining``, an upper bound), the cursor now stored (the state the device shows)
+    and ``staged``: rows pulled but not shown yet, because the server's state they belong to is not
+    complete on the device yet (a transaction bigger than a page, an initial sync after retention)."""
 
     pulled: int
     remaining: int
     cursor: int
+    staged: int = 0
 
     @property
     def total(self) -> int:

@@ -25,6 +25,7 @@ from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
 from .schema import Schema, TableSpec, utc_now_iso
+from .staging import AWAITING_PULL_DDL, AWAITING_PULL_TABLES, PullStage
 from .watch import ALL_ROWS, ChangeFeed, Changes
 
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
@@ -90,14 +91,21 @@ class LocalStore:
         self.outbox = Outbox(self._conn)
         self.conflict_log = ConflictLog(self._conn)
         self.bases = Bases(self._conn)
+        self.stage = PullStage(self._conn)
         self._schema: Schema | None = None
         with self.transaction():
             self._conn.execute(META_DDL)
             self._ddl(OUTBOX_DDL)
             self._ddl(CONFLICTS_DDL)
             self._conn.execute(BASES_DDL)
+            self._conn.execute(AWAITING_PULL_DDL)
             if self.get_meta("device_id") is None:
                 self.set_meta("device_id", str(uuid.uuid4()))
+            if self.get_meta("awaiting_pull_seeded") is None:  # a file from before _awaiting_pull
+                if self._conn.execute("select 1 from sqlite_master where name = 'stock_movements'").fetchone():
+                    self._conn.execute("insert or ignore into _awaiting_pull (table_name, row_id) select"
+                                       " 'stock_movements', id from stock_movements where sync_state = 'pending_create'")
+                self.set_meta("awaiting_pull_seeded", 1)
             cached = self.get_meta("schema_json")
             if cached:
                 self._schema = Schema.from_json(json.loads(cached))
@@ -252,6 +260,7 @@ class LocalStore:
             self.set_meta("schema_version", new.version)
             if refill:
                 self.set_meta("cursor", 0)
+                self.stage.clear()
             self._schema = new
         return True
 
@@ -497,6 +506,7 @@ class LocalStore:
             self._conn.execute(
                 "delete from _bases where row_id not in (select row_id from _outbox)"
                 " and row_id not in (select row_id from _conflicts where resolved_at is null)")
+            self.stage.clear()
             self.set_meta("cursor", 0)
 
     def queue_summary(self) -> QueueSummary:
@@ -539,6 +549,9 @@ class LocalStore:
                    "last_device_id": self.device_id, **stored, "sync_state": "pending_create", "last_error": None}
             self.write_row(table, {k: v for k, v in row.items() if spec.has_column(k) or k in LOCAL_COLUMNS})
             self.outbox.enqueue(table, "insert", row_id, None, spec.wire_from_stored(stored), now)
+            if table in AWAITING_PULL_TABLES:
+                self._conn.execute("insert or ignore into _awaiting_pull (table_name, row_id) values (?, ?)",
+                                   (table, row_id))
         self._notify()
         return self.get(table, row_id, include_deleted=True) or {}
 
@@ -737,11 +750,17 @@ class LocalStore:
                                                "ref_id": ref_id, "device_id": self.device_id})
 
     def on_hand(self, product_id: str) -> Decimal:
-        """Stock on hand as this device sees it: the pulled level plus its own unsynced movements."""
+        """Stock on hand as this device sees it: the pulled level plus this device's own movements
+        whose server entry has not been pulled yet, queued or already acknowledged (a rejected one
+        does not count). A pulled page is applied only where a server transaction ends, and the
+        server writes a movement and its level in one transaction, so the pulled level includes
+        exactly the movements whose entries were pulled: none counts twice or not at all."""
         with self._lock:
             level = self._conn.execute("select on_hand from inventory_levels where id = ?", (product_id,)).fetchone()
             pending = self._conn.execute(
-                "select delta from stock_movements where product_id = ? and sync_state = 'pending_create'",
+                "select m.delta from stock_movements as m"
+                " inner join _awaiting_pull as a on a.table_name = 'stock_movements' and a.row_id = m.id"
+                " where m.product_id = ? and m.sync_state <> 'failed'",
                 (product_id,)).fetchall()
         total = Decimal(str(level[0])) if level and level[0] is not None else Decimal(0)
         return total + sum((Decimal(str(d[0])) for d in pending), Decimal(0))

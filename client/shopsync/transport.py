@@ -22,8 +22,10 @@ __all__ = ["Transport", "SupabaseTransport", "TokenSource", "DEVICE_RPCS", "DEVI
 TokenSource = str | Callable[[], str]
 
 #: The RPCs that act as a device: each is refused (PT403 device_credential_invalid) without its secret.
-DEVICE_RPCS = frozenset({"sync_push", "sync_pull", "sync_register_device", "sync_rotate_device_secret",
-                         "sync_checksums", "sync_table_rows", "sync_report_repair"})
+DEVICE_RPCS = frozenset({
+    "sync_push", "sync_pull", "sync_pull_v2", "sync_register_device", "sync_rotate_device_secret",
+    "sync_checksums", "sync_table_rows", "sync_report_repair",
+})
 #: The request header that carries the device's secret.
 DEVICE_SECRET_HEADER = "x-device-secret"
 

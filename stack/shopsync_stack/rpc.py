@@ -10,8 +10,9 @@ Two round trips per request (psycopg pipeline mode): the lookup with the request
 the call with its ``response.status`` and the commit. (It was six: a pool check, the lookup, the
 context, the call, the status, the commit; each a round trip through the event loop.) Connections
 are not checked when taken from the pool: a connection found broken by the first round trip (say,
-after a Postgres restart) is dropped and the request runs once more on another, which is safe
-because nothing was executed but the lookup.
+after a Postgres restart) is dropped, the pool checks its other idle connections (after a restart
+they are all broken), and the request runs once more, which is safe because nothing was executed
+but the lookup.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class RpcEngine:
                 except _StaleConnection as exc:
                     if attempt == 2:
                         raise ApiError(503, "PGRST001", f"Database client error: {exc.__cause__}") from None
+                    # One broken connection means the server went away (a restart): its siblings
+                    # in the pool are broken too, so check them all before the second attempt.
+                    await self.pool.check()
             raise AssertionError("unreachable")
         except PoolTimeout:  # before psycopg.Error: PoolTimeout is an OperationalError with no SQLSTATE
             raise ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.") from None

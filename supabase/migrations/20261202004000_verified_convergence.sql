@@ -4,9 +4,12 @@
 --
 -- The checksum of a (shop, table) is the count of its live rows (deleted_at is null) and the sum
 -- modulo 2^64 of their row hashes, kept by statement-level triggers beside the change-log ones
--- (zz_checksum_insert/update/delete; see shopsync.refresh_checksums). Tombstones do not count: the
--- app never shows them, and the retention job purges them without telling devices, so purges
--- change nothing (a hard delete of a live row, which nothing does, would be subtracted all the same).
+-- (zzz_checksum_insert/update/delete; see shopsync.refresh_checksums). Their names sort after the
+-- change-log triggers' (zz_log_*), and triggers fire in name order: every writer takes the shop's
+-- cursor row first and the checksum rows after it, so two transactions writing the same shop's
+-- tables in different orders queue on the cursor instead of deadlocking on the checksum rows.
+-- Tombstones do not count: the app never shows them, and the retention job purges them without
+-- telling devices, so purges change nothing (a hard delete of a live row, which nothing does, would be subtracted all the same).
 -- shopsync.log_inserts/log_updates are unchanged.
 --
 -- Row hash: the first 8 bytes (big-endian, signed) of the MD5 of the row's canonical text: every
@@ -221,17 +224,17 @@ begin
     $body$
   $f$, v_fn, p_table, v_hash);
   execute format('revoke execute on function shopsync.%I() from public, anon, authenticated, service_role', v_fn);
-  execute format('drop trigger if exists zz_checksum_insert on public.%I', p_table);
-  execute format('drop trigger if exists zz_checksum_update on public.%I', p_table);
-  execute format('drop trigger if exists zz_checksum_delete on public.%I', p_table);
+  execute format('drop trigger if exists zzz_checksum_insert on public.%I', p_table);
+  execute format('drop trigger if exists zzz_checksum_update on public.%I', p_table);
+  execute format('drop trigger if exists zzz_checksum_delete on public.%I', p_table);
   execute format(
-    'create trigger zz_checksum_insert after insert on public.%I referencing new table as new_rows '
+    'create trigger zzz_checksum_insert after insert on public.%I referencing new table as new_rows '
     'for each statement execute function shopsync.%I()', p_table, v_fn);
   execute format(
-    'create trigger zz_checksum_update after update on public.%I referencing old table as old_rows '
+    'create trigger zzz_checksum_update after update on public.%I referencing old table as old_rows '
     'new table as new_rows for each statement execute function shopsync.%I()', p_table, v_fn);
   execute format(
-    'create trigger zz_checksum_delete after delete on public.%I referencing old table as old_rows '
+    'create trigger zzz_checksum_delete after delete on public.%I referencing old table as old_rows '
     'for each statement execute function shopsync.%I()', p_table, v_fn);
 
   lock table shopsync.table_checksums in share row exclusive mode;

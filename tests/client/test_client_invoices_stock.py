@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest_client import SHOP_A
 
-from shopsync import SchemaError
+from shopsync import SchemaError, TransportError
 from shopsync import invoice as inv
 
 VECTORS = Path(__file__).resolve().parents[2] / "supabase" / "tests" / "fixtures" / "invoice_vectors.json"
@@ -128,3 +128,60 @@ def test_an_expired_licence_blocks_push_not_pull_and_loses_nothing(make_device: 
 
 def pulled_rows(device: Any) -> set[tuple[str, str]]:
     return {("customers", r["id"]) for r in device.store.query("customers") if r["sync_state"] == "synced"}
+
+
+class LoseAnswers:
+    """A transport that lets ``sync_push`` reach the server and then loses its answer (armed)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def call(self, fn: str, params: dict[str, Any]) -> Any:
+        answer = self.inner.call(fn, params)
+        if fn == "sync_push" and self.armed:
+            self.armed = False
+            raise TransportError("the answer was lost", reason="network")
+        return answer
+
+
+def test_a_till_counts_its_own_sale_exactly_once_between_the_push_and_the_pull(make_device: Any, sql: Any) -> None:
+    """Read-your-writes for a derived value: after the push is acknowledged and before the new
+    level is pulled, the sale still counts once; after the pull, the pulled level counts it."""
+    till = make_device("a1")
+    mug = product_id(sql)
+    before = till.store.on_hand(mug)
+    till.store.record_movement(mug, -2, "sale")
+    assert till.store.on_hand(mug) == before - 2
+    till.client.push().raise_for_errors()  # acknowledged: the movement is synced, the level not pulled
+    assert till.store.on_hand(mug) == before - 2
+    till.client.pull().raise_for_errors()
+    level = Decimal(str(sql("select on_hand from public.inventory_levels where id = %s", (mug,))[0][0]))
+    assert till.store.on_hand(mug) == level == before - 2
+
+
+def test_a_sale_whose_push_answer_was_lost_is_not_counted_twice_once_the_level_is_pulled(
+        make_device: Any, sql: Any) -> None:
+    """The push applied on the server but its answer never came: the sale is still queued when the
+    pull brings the level that includes it; it counts once, before and after the retried push."""
+    wrapped: list[LoseAnswers] = []
+
+    def wrap(inner: Any) -> LoseAnswers:
+        wrapped.append(LoseAnswers(inner))
+        return wrapped[0]
+
+    till = make_device("a1", transport_wrapper=wrap)
+    mug = product_id(sql)
+    before = till.store.on_hand(mug)
+    till.store.record_movement(mug, -3, "sale")
+    wrapped[0].armed = True
+    assert not till.client.push().ok  # applied on the server, answer lost: still queued here
+    assert till.store.pending_counts().get("stock_movements") == 1
+    till.client.pull().raise_for_errors()
+    assert till.store.on_hand(mug) == before - 3
+    till.client.sync().raise_for_errors()  # the retried push is a duplicate: nothing changes
+    level = Decimal(str(sql("select on_hand from public.inventory_levels where id = %s", (mug,))[0][0]))
+    assert till.store.on_hand(mug) == level == before - 3

@@ -37,12 +37,12 @@ class Scripted:
                 self.log.append({"table": e["table"], "row_id": e["row_id"], "row": row})
                 results.append({"event_id": e["event_id"], "status": "applied", "version": version})
             return {"results": results}
-        if fn == "sync_pull":
+        if fn == "sync_pull_v2":  # v1-shaped entries: the client reads both
             cursor = int(params["p_cursor"])
             page = self.log[cursor:cursor + int(params["p_limit"])]
             end = cursor + len(page)
             return {"changes": page, "cursor": end, "has_more": end < len(self.log),
-                    "remaining": len(self.log) - end, "server_time": "2026-01-01T00:00:00Z"}
+                    "remaining": len(self.log) - end, "consistent": True, "server_time": "2026-01-01T00:00:00Z"}
         if fn == "sync_checksums":  # a server from before verified sync: the check is skipped
             raise ProtocolError("Could not find the function public.sync_checksums", code="PGRST202")
         raise AssertionError(f"unexpected call {fn}")
@@ -80,3 +80,49 @@ def test_a_pulled_page_is_written_set_wise_and_a_queued_row_keeps_its_values(fre
     kept = fresh_store.get("customers", mine["id"])
     assert kept is not None and kept["name"] == "Local" and kept["sync_state"] == "pending_create"
     assert fresh_store.bases.get("customers", mine["id"]) is not None
+
+
+def test_a_columnar_page_with_a_value_of_the_wrong_type_takes_the_full_conversion(fresh_store: LocalStore) -> None:
+    """Text and integer values are bound as they come and checked by SQLite; a page it refuses is
+    converted row by row: a number in a text column is stored as text, a row this client cannot
+    read is reported once and skipped, the rest of the page applies."""
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    columns = {"customers": ["id", "name", "shop_id", "version", "created_at"]}
+    ts = "2026-11-30T10:00:00.5+00:00"
+    changes = [[1, "customers", "insert", a, 1, [a, "Ann", SHOP, 1, ts]],
+               [2, "customers", "insert", b, 1, [b, 42, SHOP, 1, ts]],
+               [3, "customers", "insert", c, 1, [c, "Cy", SHOP, "one", ts]]]
+    unreadable: list[Any] = []
+    apply_changes(fresh_store, changes, unreadable, columns)
+    assert fresh_store.get("customers", a)["name"] == "Ann"  # type: ignore[index]
+    got = fresh_store.get("customers", b)
+    assert got is not None and got["name"] == "42" and got["created_at"] == "2026-11-30T10:00:00.500000Z"
+    assert fresh_store.get("customers", c) is None
+    assert [u.row_id for u in unreadable] == [c]
+
+
+class ServerBeforeV2(Scripted):
+    """A server from before sync_pull_v2 (a rolling upgrade): only sync_pull answers."""
+
+    asked_v2 = 0
+
+    def call(self, fn: str, params: dict[str, Any]) -> Any:
+        if fn == "sync_pull_v2":
+            self.asked_v2 += 1
+            raise ProtocolError("Could not find the function public.sync_pull_v2", status=404, code="PGRST202")
+        if fn == "sync_pull":
+            page = super().call("sync_pull_v2", params)
+            del page["consistent"]
+            return page
+        return super().call(fn, params)
+
+
+def test_a_client_pulls_with_v1_from_a_server_without_sync_pull_v2(
+        fresh_store: LocalStore, schema_fixture: dict[str, Any]) -> None:
+    transport = ServerBeforeV2(schema_fixture)
+    client = SyncClient(fresh_store, transport=transport, page_size=2)
+    for i in range(3):
+        fresh_store.insert("customers", {"name": f"c{i}"})
+    result = client.sync()
+    assert result.ok and result.pulled == 3 and fresh_store.cursor == 3
+    assert transport.asked_v2 == 1  # asked once, then v1 for every page

@@ -26,6 +26,7 @@ select results_eq(
     ('shopsync.metrics()'),
     ('shopsync.order_transition_ok(text,text)'),
     ('shopsync.pull(uuid,bigint,integer)'),
+    ('shopsync.pull_v2(uuid,bigint,integer,bigint)'),
     ('shopsync.push(uuid,jsonb)'),
     ('shopsync.register_device(uuid,text,text)'),
     ('shopsync.report_repair(uuid,text,bigint)'),

@@ -1,0 +1,258 @@
+"""PullStage: pulled rows wait here until they make a state the server had, then apply at once.
+
+A pull page of ``sync_pull_v2`` says whether it ends at a consistent point (``consistent``): where
+a server transaction ends and, after retention dropped entries below the device's cursor, past the
+tip the shop had at that run. Until such a page arrives, the device keeps the pulled rows in
+staging tables (``_stage_<table>``: the table's columns, one row per id, the last pulled version)
+in the same SQLite file, so a long initial sync or a transaction bigger than a page costs disk, not
+memory, and survives a restart (the meta key ``stage_cursor`` says how far it got). At the
+consistent page everything staged is applied in one SQLite transaction, the way a pull page always
+was: rows with queued edits or an open conflict through ``adopt_server_row``, rows the device
+holds at a newer server version (or a rejected edit at this version) left alone, the rest with one
+``insert ... select`` per table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ShopSyncError
+from .status import UnreadableRow
+from .watch import ALL_ROWS
+
+if TYPE_CHECKING:
+    from .schema import ColumnSpec, TableSpec
+    from .store import LocalStore
+
+__all__ = ["PullStage", "STAGE_PREFIX", "AWAITING_PULL_DDL", "AWAITING_PULL_TABLES"]
+
+STAGE_PREFIX = "_stage_"
+#: Tables whose rows feed a value the server derives (stock movements -> inventory_levels): a row
+#: this device wrote is counted on top of the pulled derived value until its own server entry is
+#: pulled (and with it, in the same consistent page, the derived value that includes it).
+AWAITING_PULL_TABLES = frozenset({"stock_movements"})
+AWAITING_PULL_DDL = ("create table if not exists _awaiting_pull (table_name text not null, row_id text not null,"
+                     " primary key (table_name, row_id))")
+
+
+#: Above this many rows of one table in one apply, watchers are told "every row" (ALL_ROWS).
+_TOUCH_LIMIT = 10_000
+
+# Kinds whose wire values are stored as they come when their type is right (checked by SQLite).
+_BOUND_AS_IS = {"text": "('text', 'null')", "integer": "('integer', 'null')"}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stage_column(col: ColumnSpec) -> str:
+    allowed = _BOUND_AS_IS.get(col.kind)
+    return f"{_q(col.name)} check (typeof({_q(col.name)}) in {allowed})" if allowed else _q(col.name)
+
+
+class PullStage:
+    """The staging tables of one store (every statement runs on the store's connection, inside
+    the caller's transaction)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._columns: dict[str, list[str]] = {}
+
+    # -- where staging stands -----------------------------------------------------------------------
+    def cursor(self) -> int | None:
+        """The cursor of the last staged page, or None when nothing is staged."""
+        row = self._conn.execute("select value from _meta where key = 'stage_cursor'").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def set_cursor(self, cursor: int | None) -> None:
+        self._conn.execute(
+            "insert into _meta (key, value) values ('stage_cursor', ?)"
+            " on conflict (key) do update set value = excluded.value", (None if cursor is None else str(cursor),))
+
+    def staged_tables(self) -> list[str]:
+        return [r[0][len(STAGE_PREFIX):] for r in self._conn.execute(
+            "select name from sqlite_master where type = 'table' and name like '\\_stage\\_%' escape '\\'")]
+
+    def count(self) -> int:
+        """Rows staged now (distinct rows: a row pulled twice counts once)."""
+        return sum(int(self._conn.execute(f"select count(*) from {_q(STAGE_PREFIX + t)}").fetchone()[0])
+                   for t in self.staged_tables())
+
+    def clear(self) -> None:
+        """Forget everything staged (a reset, or a schema refill: the rows are pulled again)."""
+        for t in self.staged_tables():
+            self._conn.execute(f"delete from {_q(STAGE_PREFIX + t)}")
+        self.set_cursor(None)
+
+    # -- staging ------------------------------------------------------------------------------------
+    def _stage_table(self, spec: TableSpec) -> list[str]:
+        """Create or extend ``_stage_<table>`` to the table's columns; its column names. The columns
+        have no declared type (a staged value keeps the type it was bound with, and text and
+        integer columns check it: ``typeof``) and no key: rows are appended in pull order, and
+        the merge keeps the last one of each id."""
+        name = STAGE_PREFIX + spec.name
+        cols = self._columns.get(spec.name)
+        if cols is not None and len(cols) == len(spec.columns):
+            return cols
+        existing = [r[1] for r in self._conn.execute(f"pragma table_info({_q(name)})")]
+        if not existing:
+            self._conn.execute(f"create table {_q(name)} ({', '.join(_stage_column(c) for c in spec.columns)})")
+            existing = [c.name for c in spec.columns]
+        for c in spec.columns:
+            if c.name not in existing:
+                self._conn.execute(f"alter table {_q(name)} add column {_stage_column(c)}")
+                existing.append(c.name)
+        self._columns[spec.name] = existing
+        return existing
+
+    def add(self, tables: dict[str, TableSpec], changes: list[Any], unreadable: list[UnreadableRow] | None,
+            columns: dict[str, list[str]] | None = None) -> int:
+        """Stage pulled rows (the last change of a row wins: versions rise with seq). A row this
+        client cannot read is skipped and reported into ``unreadable`` (without a list: raised).
+        Returns the rows staged.
+
+        ``changes``: ``sync_pull_v2`` entries ``[seq, table, op, row_id, version, values]`` with
+        ``values`` in the order of ``columns[table]`` (or the row as an object), or v1 entries
+        (``{"seq", "table", "row_id", "row"}``). Text and integer values, most of a page, are
+        bound as they came and checked by SQLite (the staging table's ``typeof`` checks); only the other kinds
+        (timestamps, numerics, json, ...) are converted in Python. A page SQLite refuses takes the
+        full conversion, row by row."""
+        by_table: dict[str, dict[str, tuple[Any, Any]]] = {}
+        for change in changes:
+            if change.__class__ is list:
+                by_table.setdefault(change[1], {})[change[3]] = (change[0], change[5])
+            else:
+                by_table.setdefault(change["table"], {})[str(change["row_id"])] = (change.get("seq"), change["row"])
+
+        staged = 0
+        for table, rows in by_table.items():
+            spec = tables.get(table)
+            if spec is None:
+                continue
+
+            def refuse(row_id: str, exc: Exception, table: str = table,
+                       rows: dict[str, tuple[Any, Any]] = rows) -> None:
+                if unreadable is None:
+                    raise exc
+                seq = rows[row_id][0]
+                unreadable.append(UnreadableRow(table, row_id, int(seq) if seq is not None else None,
+                                                getattr(exc, "message", None) or str(exc)))
+
+            staged += self._add_table(spec, rows, (columns or {}).get(table), refuse)
+        return staged
+
+    def _add_table(self, spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
+                   refuse: Callable[[str, Exception], None]) -> int:
+        conn = self._conn
+        names = self._stage_table(spec)
+        stage = _q(STAGE_PREFIX + spec.name)
+        full = [(n, spec.column(n).from_wire) for n in names]
+        insert_full = (f"insert into {stage} ({', '.join(_q(n) for n in names)})"
+                       f" values ({', '.join('?' * len(names))})")
+
+        refused: set[str] = set()
+
+        def slow(row_id: str, wire: Any) -> list[Any] | None:
+            if row_id in refused:
+                return None
+            try:
+                if wire.__class__ is list:
+                    wire = dict(zip(page_cols or (), wire, strict=True))
+                get = wire.get
+                return [f(get(n)) for n, f in full]
+            except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                refused.add(row_id)
+                refuse(row_id, exc)
+                return None
+
+        fast: list[list[Any]] = []
+        other: list[list[Any]] = []
+        cols = [spec.column(n) for n in page_cols or () if spec.has_column(n)]
+        if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
+            convert = [(j, c.from_wire) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
+            width = len(cols)
+            for row_id, (_, vals) in rows.items():
+                if vals.__class__ is not list or len(vals) != width:
+                    got = slow(row_id, vals)
+                    if got is not None:
+                        other.append(got)
+                    continue
+                row = vals.copy()  # the wire values stay as they came, for the full path
+                try:
+                    for j, f in convert:
+                        row[j] = f(row[j])
+                except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                    refused.add(row_id)
+                    refuse(row_id, exc)
+                    continue
+                fast.append(row)
+        else:
+            cols = []
+            for row_id, (_, vals) in rows.items():
+                got = slow(row_id, vals)
+                if got is not None:
+                    other.append(got)
+        insert_fast = (f"insert into {stage} ({', '.join(_q(c.name) for c in cols)})"
+                       f" values ({', '.join('?' * len(cols))})")
+        before = conn.execute(f"select coalesce(max(rowid), 0) from {stage}").fetchone()[0]
+        try:
+            if fast:
+                conn.executemany(insert_fast, fast)
+        except (sqlite3.Error, OverflowError):  # a value of the wrong type: the full path, row by row
+            conn.execute(f"delete from {stage} where rowid > ?", (before,))
+            other = [p for p in (slow(r, v) for r, (_, v) in rows.items()) if p is not None]
+            fast = []
+        if other:
+            conn.executemany(insert_full, other)
+        return len(fast) + len(other)
+
+    # -- applying -------------------------------------------------------------------------------------
+    def merge(self, store: LocalStore) -> None:
+        """Apply everything staged to the store's tables (inside the caller's transaction), then
+        empty the stage."""
+        conn = self._conn
+        for table in self.staged_tables():
+            stage = _q(STAGE_PREFIX + table)
+            spec = store.schema.tables.get(table)
+            if spec is None:
+                conn.execute(f"drop table {stage}")
+                continue
+            names = [r[1] for r in conn.execute(f"pragma table_info({stage})") if spec.has_column(r[1])]
+            target = _q(table)
+            if conn.execute(f"select 1 from {stage} limit 1").fetchone() is None:
+                continue
+            # Watchers (store.watch) learn which rows this commit changed, and the verification
+            # marker that the table was written (store.note_write); a huge apply says "all rows".
+            staged = [r[0] for r in conn.execute(f"select id from {stage} limit ?", (_TOUCH_LIMIT + 1,))]
+            store.note_write(table)
+            store.changes.touch(table, (ALL_ROWS,) if len(staged) > _TOUCH_LIMIT else staged)
+            if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
+                conn.execute(f"delete from _awaiting_pull where table_name = ? and row_id in (select id from {stage})",
+                             (table,))
+            # Rows with queued events or an open conflict: the server row becomes their base, the
+            # local values stay on top (few rows; the per-row path, in pull order).
+            local = (" (select row_id from _outbox where table_name = ?"
+                     " union select row_id from _conflicts where table_name = ? and resolved_at is null)")
+            special = conn.execute(
+                f"select {', '.join('s.' + _q(n) for n in names)} from {stage} as s where s.id in {local}"
+                " order by s.rowid", (table, table)).fetchall()
+            for row in special:
+                store.adopt_server_row(table, row[names.index("id")], dict(zip(names, row, strict=True)))
+            conn.execute(f"delete from _bases where table_name = ? and row_id in (select id from {stage})"
+                         f" and row_id not in {local}", (table, table, table))
+            # The rest in pull order (the last version of a row wins), except over what the device
+            # holds at a newer server version, or a rejected edit at this version (it stays
+            # visible, failed, until the server has news).
+            cols = ", ".join(_q(n) for n in names)
+            sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != "id")
+            conn.execute(
+                f"insert into {target} ({cols}, sync_state, last_error) select {cols}, 'synced', null from {stage}"
+                f" where id not in {local} order by rowid"
+                f" on conflict (id) do update set {sets}, sync_state = 'synced', last_error = null"
+                f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
+                f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')", (table, table))
+            conn.execute(f"delete from {stage}")
+        self.set_cursor(None)
