@@ -9,7 +9,8 @@
 -- cursor row first and the checksum rows after it, so two transactions writing the same shop's
 -- tables in different orders queue on the cursor instead of deadlocking on the checksum rows.
 -- Tombstones do not count: the app never shows them, and the retention job purges them without
--- telling devices, so purges change nothing (a hard delete of a live row, which nothing does, would be subtracted all the same).
+-- telling devices, so purges change nothing (a hard delete of a live row, which nothing does,
+-- would be subtracted all the same).
 -- shopsync.log_inserts/log_updates are unchanged.
 --
 -- Row hash: the first 8 bytes (big-endian, signed) of the MD5 of the row's canonical text: every
