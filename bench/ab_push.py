@@ -6,7 +6,7 @@ and noisy: compare within a run, never across runs).
 Each SQL file holds `create or replace function` statements (say, main's definitions and this
 branch's); each round applies one, then measures: a sale (10 events) pushed on a direct connection
 (p50 ms), a batch-500 push of ``events`` customer inserts through the gateway (events/s, and the
-server's ms per 500 from pg_stat_statements, and the CPU time of all Postgres processes per event),
+server's ms per 500 from extensions.pg_stat_statements, and the CPU time of all Postgres processes per event),
 and the raw insert of the same rows. CPU time (from /proc) is far less disturbed by other sessions
 than wall time.
 """
@@ -35,14 +35,14 @@ def batch_push(b: run.Bench, n: int, tag: str) -> dict[str, Any]:
     client.register()
     run.queue_customers(client, n, tag)
     events = [e.to_event() for e in client.store.outbox.all()]
-    b.conn.execute("select pg_stat_statements_reset()")
+    b.conn.execute("select extensions.pg_stat_statements_reset()")
     cpu0 = fleet.server_cpu()
     t0 = time.perf_counter()
     r = client.push()
     dt = time.perf_counter() - t0
     cpu1 = fleet.server_cpu()
     row = b.conn.execute("select coalesce(sum(total_exec_time), 0)::float8, coalesce(sum(calls), 0)::float8"
-                         " from pg_stat_statements"
+                         " from extensions.pg_stat_statements"
                          " where query like '%%sync_push%%' and query not like '%%pg_stat_statements%%'").fetchone()
     client.store.close()
     raw = run.raw_insert(b, shop, events)
@@ -64,7 +64,7 @@ def main() -> int:
     out: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="shopsync-ab-") as tmp:
         b = run.Bench(settings, run.FULL, Path(tmp))
-        b.conn.execute("create extension if not exists pg_stat_statements")
+        b.conn.execute("create extension if not exists pg_stat_statements with schema extensions")
         with run.raised_limits(b.conn):
             for rnd in range(args.rounds):
                 for name in ("before", "after"):

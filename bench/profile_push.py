@@ -31,7 +31,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="shopsync-profile-") as tmp:
         b = run.Bench(settings, run.FULL, Path(tmp))
         c = b.conn
-        c.execute("create extension if not exists pg_stat_statements")
+        c.execute("create extension if not exists pg_stat_statements with schema extensions")
         c.execute("alter system set pg_stat_statements.track = 'all'")
         c.execute("select pg_reload_conf()")
         try:
@@ -52,14 +52,14 @@ def main() -> int:
 
                 client.transport.call = timed_call  # type: ignore[method-assign]
                 time.sleep(0.5)
-                c.execute("select pg_stat_statements_reset()")
+                c.execute("select extensions.pg_stat_statements_reset()")
                 t0 = time.perf_counter()
                 r = client.push()
                 total = time.perf_counter() - t0
                 rows = c.execute(
                     "select calls, round(total_exec_time::numeric, 1), round((total_exec_time / calls)::numeric, 3),"
                     " rows, regexp_replace(left(query, 160), '\\s+', ' ', 'g')"
-                    " from pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
+                    " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
                     " order by total_exec_time desc limit %s", (args.top,)).fetchall()
         finally:
             c.execute("alter system reset pg_stat_statements.track")

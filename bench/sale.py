@@ -140,25 +140,25 @@ def profile_sales(b: run.Bench, n: int, statements: bool, top: int = 30) -> dict
     rows: list[Any] = []
     totals: Any = None
     if statements:
-        c.execute("create extension if not exists pg_stat_statements")
+        c.execute("create extension if not exists pg_stat_statements with schema extensions")
         c.execute("alter system set pg_stat_statements.track = 'all'")
         c.execute("alter system set pg_stat_statements.track_planning = on")
         c.execute("select pg_reload_conf()")
     try:
         if statements:
             time.sleep(0.3)
-            c.execute("select pg_stat_statements_reset()")  # (the warm-up pushes are counted too)
+            c.execute("select extensions.pg_stat_statements_reset()")  # (the warm-up pushes are counted too)
         cpu: list[float] = []
         times = direct_pushes(b, client, email, sales, cpu, warm)
         if statements:
             rows = c.execute(
                 "select calls, total_exec_time, total_plan_time, rows, shared_blks_hit,"
                 " regexp_replace(left(query, 150), '\\s+', ' ', 'g')"
-                " from pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
+                " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
                 " order by total_exec_time + total_plan_time desc limit %s", (top,)).fetchall()
             totals = c.execute(
                 "select sum(total_plan_time), count(*) filter (where total_plan_time > 0), sum(plans)"
-                " from pg_stat_statements where query not ilike '%%pg_stat_statements%%'").fetchone()
+                " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'").fetchone()
     finally:
         if statements:
             c.execute("alter system reset pg_stat_statements.track")
