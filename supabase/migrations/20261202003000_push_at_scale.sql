@@ -1,4 +1,36 @@
--- Push at scale (issue 13 items 3-4): cheaper per event and per call, same guarantees.
+-- Push at scale (issue 13), in two parts: (A) the backlog cliff's last statements, (B) cheaper per
+-- event and per call. Same guarantees throughout.
+--
+-- (A) The backlog cliff's last statements. Migration 20261201004000 made every
+-- read of a shared table name the batch's keys (`id = any(...)`), but three statements also kept
+-- `shop_id = $n`, and a key list does not stop the planner from choosing the shop_id index instead:
+-- with statistics that say the pushing shop holds no rows (taken when another shop held them all),
+-- `Index Scan using customers_shop_id_idx ... Index Cond: (shop_id = ...) Filter: (id = ANY ($0))
+-- Rows Removed by Filter: 5000` read every row of the shop for 10 updates (push_write's update, and
+-- the same in push_attach_server_rows and the orders validator). The replay lookup of push_claim
+-- still joined the batch to `r.shop_id = $1` alone:
+--   Nested Loop  Join Filter: (e.event_id = r.event_id)  Rows Removed by Join Filter: 105000
+--     -> Materialize -> Index Scan using push_results_pkey on push_results r (rows=1) (actual rows=5000)
+--          Index Cond: (shop_id = '…'::uuid)
+-- (Found by the test supabase/tests/push/a_push_reads_the_batchs_rows_not_the_shops.test.sql.)
+--
+-- push_record's `r.shop_id = $1 and r.event_id = any(<the batch's ids>)` was planned the same way:
+--   Index Scan using push_results_pkey on push_results r (rows=1)
+--     Index Cond: (shop_id = '…'::uuid)  Filter: (event_id = ANY (…))  Rows Removed by Filter: 5000
+-- (a key list costs one index descent per key; one descent for the "one row" of the shop looks
+-- cheaper).
+--
+-- Now:
+-- * the shop check of the statements on a synced table is `shop_id is not distinct from $n`: the
+--   same rows (shop_id is never null) but no index condition, so the only one left is the batch's
+--   ids, on the primary key;
+-- * push_results (primary key (shop_id, event_id)) is read one key at a time: a correlated
+--   subquery `(select ctid ... where shop_id = $1 and event_id = k.event_id)` per batch key has two
+--   equalities on the key, which every plan uses as the index condition, and the statement then
+--   reads those rows by ctid (a TID scan). Replays (push_claim), results and dropped claims
+--   (push_record) are read this way.
+--
+-- (B) Cheaper per event and per call (issue 13 items 3-4).
 --
 -- Measured first (pg_stat_statements with track = all; bench/profile_push.py, bench/sale.py), then
 -- changed:
@@ -23,6 +55,38 @@
 -- A live database: wait at most this long for a lock or a statement, then fail and retry later.
 set local lock_timeout = '5s';
 set local statement_timeout = '60s';
+
+-- The orders' validator: the orders read by the group's row ids.
+create or replace function shopsync.validate_orders(p_shop uuid, p_role text, p_round int)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  execute $q$
+    select array_agg(e.row_id) from pg_temp.push_events as e
+    where e.tbl = 'orders' and e.rnd = $1 and e.status in ('go', 'stale') and e.op = 'update' and e.data ? 'status'
+  $q$ into v_ids using p_round;
+  if v_ids is null then
+    return;
+  end if;
+  execute $q$
+    update pg_temp.push_events as e
+    set status = 'rejected', reason = 'invalid_transition',
+        message = format('order status cannot move from %s to %s', o.status, e.data ->> 'status')
+    from public.orders as o
+    where e.tbl = 'orders' and e.rnd = $1 and e.status in ('go', 'stale') and e.op = 'update'
+      and o.id = any($4) and o.id = e.row_id and o.shop_id is not distinct from $2
+      and e.data ? 'status'
+      and not shopsync.order_transition_ok(o.status, e.data ->> 'status')
+      and not (e.override and $3 = 'owner')
+  $q$ using p_round, p_shop, p_role, v_ids;
+end;
+$$;
 
 -- The insert and update statements of push_write per synced table, for the column set they were
 -- built from (written by push_write_statements only; read by no API role).
@@ -493,7 +557,7 @@ begin
 end;
 $$;
 
--- 4d. Conflicts' server rows (as in 20261202003010), the batch statement static.
+-- 4d. Conflicts' server rows (read by the batch's keys: part A), the batch statement static.
 create or replace function shopsync.push_attach_server_rows(p_shop uuid, p_table text, p_round int)
 returns void
 language plpgsql
@@ -517,7 +581,7 @@ begin
 end;
 $$;
 
--- 5. Record (as in 20261202003010), its batch statements static.
+-- 5. Record (read by the batch's keys: part A), its batch statements static.
 create or replace function shopsync.push_record(p_shop uuid, p_device_id uuid, p_events jsonb)
 returns jsonb
 language plpgsql
@@ -614,7 +678,7 @@ begin
 end;
 $$;
 
--- 2. Claim (as in 20261202003010), its statements static.
+-- 2. Claim (read by the batch's keys: part A), its statements static.
 create or replace function shopsync.push_claim(p_shop uuid, p_device_id uuid)
 returns void
 language plpgsql
