@@ -83,6 +83,7 @@ class SyncClient:
         #: Check the synced rows against the server's checksums when a sync reaches the tip (verify.py).
         self.verify = verify
         self._verify_cache: dict[str, Any] = {}
+        self._tip_checksums: dict[str, Any] | None = None  # what the last pull's tip page carried
         self._sync_lock = threading.Lock()
         self._is_syncing = False
         self._schema_checked = False
@@ -220,9 +221,11 @@ class SyncClient:
         return push_all(self.store, self.transport, self.batch_size, result)
 
     def _pull_all(self, result: SyncResult) -> None:
-        Puller(self.store, self.transport, self.page_size, refresh_schema=self.refresh_schema,
-               reset_local=self.reset_local, page_hook=self.pull_page_hook,
-               listeners=self._pull_listeners).pull_all(result)
+        puller = Puller(self.store, self.transport, self.page_size, refresh_schema=self.refresh_schema,
+                        reset_local=self.reset_local, page_hook=self.pull_page_hook,
+                        listeners=self._pull_listeners)
+        puller.pull_all(result)
+        self._tip_checksums = puller.tip_checksums
 
     def _verify(self, result: SyncResult) -> None:
         def pull_again() -> bool:
@@ -230,8 +233,12 @@ class SyncClient:
             self._pull_all(result)
             return len(result.errors) == errors
 
+        def tip_checksums() -> dict[str, Any] | None:
+            answer, self._tip_checksums = self._tip_checksums, None
+            return answer
+
         Verifier(self.store, self.transport, pull_again, refresh_schema=self.refresh_schema,
-                 cache=self._verify_cache).verify(result)
+                 cache=self._verify_cache, tip_checksums=tip_checksums).verify(result)
 
     def reset_local(self) -> None:
         """Drop synced rows, keep every pending outbox entry (and rows in conflict), pull from zero."""

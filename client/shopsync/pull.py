@@ -51,6 +51,10 @@ class Puller:
         self.page_hook = page_hook
         self.listeners = list(listeners)
         self.v1 = False  # set when the server has no sync_pull_v2 (then pages are v1's)
+        #: The shop's checksums the last page carried (a page at the tip, from a server with
+        #: 20261203002100), applied with it: what the verification compares against without
+        #: calling ``sync_checksums``. None when the last page had none.
+        self.tip_checksums: dict[str, Any] | None = None
 
     def fetch_page(self, cursor: int, applied: int) -> Any:
         if not self.v1:
@@ -161,6 +165,8 @@ class Puller:
             for cb in list(self.listeners):
                 cb(progress)
             if not page.get("has_more"):
+                tip = page.get("checksums")
+                self.tip_checksums = tip if consistent and isinstance(tip, dict) else None
                 if not consistent:
                     result.errors.append(ProtocolError("the last pull page is not consistent",
                                                        reason="bad_response"))

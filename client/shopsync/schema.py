@@ -118,6 +118,22 @@ def normalize_timestamp(value: Any) -> str:
         raise InvalidValueError(f"{value!r} is outside the years 1 to 9999 in UTC", reason="invalid_value") from exc
 
 
+def _pg_utc_text(v: Any) -> str | None:
+    """A UTC timestamp as Postgres writes it in JSON (``2026-11-22T10:00:00.12345+00:00``: the
+    fraction has 0 to 6 digits, trailing zeros dropped) in the stored form, checked by position
+    (cheaper than a regex or a parse on every timestamp of every pulled row); None for anything else."""
+    if v.__class__ is not str:
+        return None
+    n = len(v)
+    if n == 32 and v[19] == "." and v[10] == "T" and v[26:] == "+00:00":
+        return v[:26] + "Z"
+    if 27 <= n <= 31 and v[19] == "." and v[10] == "T" and v.endswith("+00:00") and v[20:n - 6].isdigit():
+        return v[:n - 6] + "0" * (32 - n) + "Z"
+    if n == 25 and v[10] == "T" and v[19:] == "+00:00":
+        return v[:19] + ".000000Z"
+    return None
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """One column: its Postgres type (``format_type`` name), nullability, and whether the server owns it."""
@@ -247,10 +263,7 @@ class ColumnSpec:
         if kind == "integer":
             return lambda v: v if v is None or v.__class__ is int else slow(v, from_wire=True)
         if kind == "timestamp":
-            # Postgres writes UTC timestamps as 2026-11-22T10:00:00.123456+00:00: checked by
-            # position (cheaper than a regex on every timestamp of every pulled row).
-            return lambda v: (v[:26] + "Z" if v.__class__ is str and len(v) == 32 and v[26:] == "+00:00"
-                              and v[19] == "." and v[10] == "T" else slow(v, from_wire=True))
+            return lambda v: _pg_utc_text(v) or slow(v, from_wire=True)
         return lambda v: slow(v, from_wire=True)
 
     def to_app(self, stored: Any) -> Any:
