@@ -633,8 +633,10 @@ def live_reader_worker(settings: StackSettings, folder: str, token: str, names: 
     joined = all(c.live is not None and c.live.joined.wait(120) for c in clients)
     for c in clients:
         c.sync_now().wait(60)
+    cpu0 = time.process_time()
     q.put(("ready", len(names) if joined else -1, 0.0, None))
     stop.wait(3600)
+    q.put(("cpu", len(names), time.process_time() - cpu0, None))  # this process's CPU over the rounds
     for c in clients:
         c.stop(10)
         c.store.close()
@@ -668,6 +670,7 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
     latencies: list[float] = []
     deliveries: list[float] = []
     missed = 0
+    busy0 = _machine_busy_s()
     try:
         for k in range(rounds):
             row_id = writer.store.insert("customers", {"name": f"live {n} {k}"})["id"]
@@ -688,17 +691,45 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
             latencies += [max(0.0, at - t0) * 1000 for at, _ in got.values()]
             deliveries += [max(0.0, poked - t0) * 1000 for _, poked in got.values() if poked is not None]
     finally:
+        busy = _machine_busy_s() - busy0
         stop.set()
+        reader_cpu = 0.0
+        reported = 0
+        while reported < len(procs):
+            try:
+                msg = q.get(timeout=60)
+            except queue_mod.Empty:
+                break
+            if msg[0] == "cpu":
+                reported += 1
+                reader_cpu += msg[2]
         for p in procs:
             p.join(60)
         writer.store.close()
+    pokes = max(1, rounds * n)
     p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
     d50, d99 = _pct(deliveries, 0.5), _pct(deliveries, 0.99)
     log(f"live {n} subscriber(s): write-to-visible p50 {p50:.0f} ms, p99 {p99:.0f} ms (poke arrives p50 {d50:.0f},"
         f" p99 {d99:.0f} ms) over {len(latencies)} deliveries, {missed} missed")
+    # Where the CPU went (whole machine, /proc/stat), per device and poke: the reader devices'
+    # own processes (on real tills, each device's own CPU), and the rest (Postgres, the gateway,
+    # the Realtime stand-in, the writer). With both on this machine's 2 cores, the last of n
+    # devices cannot see the row before n * (device + server) / 2 cores.
+    device_ms = reader_cpu / pokes * 1000 if reported == len(procs) else float("nan")
+    rest_ms = max(0.0, busy - reader_cpu) / pokes * 1000 if reported == len(procs) else float("nan")
+    log(f"live {n}: CPU per device and poke: {device_ms:.2f} ms in the device, {rest_ms:.2f} ms the rest"
+        f" (server, gateway, writer)")
     return {"subscribers": n, "rounds": rounds, "reader_processes": procs_n, "deliveries": len(latencies),
             "missed": missed, "p50_ms": p50, "p99_ms": p99, "max_ms": max(latencies) if latencies else float("nan"),
-            "poke_p50_ms": d50, "poke_p99_ms": d99}
+            "poke_p50_ms": d50, "poke_p99_ms": d99, "device_cpu_ms_per_poke": device_ms,
+            "server_cpu_ms_per_poke": rest_ms}
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (every core, /proc/stat: user to steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (3, 4))  # not idle, not iowait
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def live_staff(b: Bench, shop: str, n: int, tag: str) -> list[str]:
@@ -718,7 +749,7 @@ def live_staff(b: Bench, shop: str, n: int, tag: str) -> list[str]:
 
 def live_server_fanout(b: Bench, n: int, rounds: int, *, own_users: bool) -> dict[str, Any]:
     """The server's side of a poke's fan-out alone: n registered devices of one shop each call
-    sync_pull for the one new change at once (one process, async HTTP, no device library), as n
+    sync_pull_v2 for the one new change at once (its answer carries the checksums: the whole sync) (one process, async HTTP, no device library), as n
     devices on their own machines would after one Broadcast. Per round: the time until all n
     answered; per call: its latency. ``own_users``: each device signed in as its own staff user,
     else all as one (the per-user pull meter is one row: its lock serializes their pulls)."""
@@ -752,8 +783,8 @@ def live_server_fanout(b: Bench, n: int, rounds: int, *, own_users: bool) -> dic
 
                 async def pull(dev: str, headers: dict[str, str], cursor: int = cursor) -> float:
                     t = time.perf_counter()
-                    r = await http.post(f"{url}/sync_pull", json={"p_device_id": dev, "p_cursor": cursor},
-                                        headers=headers)
+                    r = await http.post(f"{url}/sync_pull_v2", json={"p_device_id": dev, "p_cursor": cursor,
+                                                                      "p_applied": cursor}, headers=headers)
                     r.raise_for_status()
                     return time.perf_counter() - t
 
@@ -863,18 +894,21 @@ def bench_live(b: Bench) -> dict[str, Any]:
 
 def live_table(r: dict[str, Any]) -> str:
     lv = r["live"]
-    lines = ["| live sync (issue 15) | p50 | p99 | max | poke arrives p50 / p99 | deliveries |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| live sync (issue 15) | p50 | p99 | max | poke arrives p50 / p99 | deliveries"
+             " | CPU per device and poke: device / rest |",
+             "|---|---|---|---|---|---|---|"]
     for key in sorted((k for k in lv if k.startswith("subscribers_")), key=lambda k: int(k.split("_")[1])):
         x = lv[key]
         lines.append(f"| write-to-visible, {x['subscribers']} subscribed device(s) | {fmt(x['p50_ms'])} ms |"
                      f" {fmt(x['p99_ms'])} ms | {fmt(x['max_ms'])} ms | {fmt(x['poke_p50_ms'])} / "
-                     f"{fmt(x['poke_p99_ms'])} ms | {x['deliveries']} ({x['missed']} missed) |")
+                     f"{fmt(x['poke_p99_ms'])} ms | {x['deliveries']} ({x['missed']} missed) |"
+                     f" {fmt(x.get('device_cpu_ms_per_poke', float('nan')))} / "
+                     f"{fmt(x.get('server_cpu_ms_per_poke', float('nan')))} ms |")
     for key in ("server_fanout", "server_fanout_own_users"):
         f = lv[key]
         who = "a user each" if f["own_users"] else "one user"
-        lines.append(f"| server side alone: {f['devices']} sync_pull calls at once ({who}) | call {fmt(f['call_p50_ms'])}"
-                     f" ms | call {fmt(f['call_p99_ms'])} ms | all answered {fmt(f['all_answered_median_ms'])} ms | | |")
+        lines.append(f"| server side alone: {f['devices']} sync_pull_v2 calls at once ({who}) | call {fmt(f['call_p50_ms'])}"
+                     f" ms | call {fmt(f['call_p99_ms'])} ms | all answered {fmt(f['all_answered_median_ms'])} ms | | | |")
     c = lv["broadcast_cost"]
     lines += ["", "| push with live sync | broadcast on | off | on / off | added server time / call |",
               "|---|---|---|---|---|"]
