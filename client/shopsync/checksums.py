@@ -187,28 +187,37 @@ SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., str]]] = {
 
 
 def _sqlite_column(column: ColumnSpec, ref: str) -> str:
+    """The column's canonical text as an ``printf`` argument (NULL prints as nothing)."""
     kind = column.kind
     if kind == "integer":
-        return f"coalesce({ref}, '')"
+        return ref
     if kind == "boolean":
-        return f"(case when {ref} is null then '' when {ref} then 'true' else 'false' end)"
+        return f"(case when {ref} is null then null when {ref} then 'true' else 'false' end)"
     if kind in ("numeric", "real", "json"):  # rendered by the Python functions above
         return f"shopsync_{kind}({ref})"
     if kind == "date":
-        return f"coalesce(substr({ref}, 1, 10), '')"
+        return f"substr({ref}, 1, 10)"
     if kind == "timestamp":
-        return (f"(case when {ref} is null then '' when length({ref}) = 27 and substr({ref}, 27) = 'Z'"
-                f" then {ref} else shopsync_timestamp({ref}) end)")
+        return f"iif(length({ref}) = 27 and substr({ref}, 27) = 'Z', {ref}, shopsync_timestamp({ref}))"
     if column.type == "uuid":
-        return f"coalesce({ref}, '')"
+        return ref
     # (text columns have TEXT affinity: SQLite keeps what is written to them as text)
-    return f"coalesce(length({ref}) || ':' || {ref}, '')"
+    return f"iif({ref} is null, null, printf('%d:%s', length({ref}), {ref}))"
+
+
+# SQLite functions take at most 127 arguments (SQLITE_MAX_FUNCTION_ARG's default): wider rows are
+# rendered by several printf calls joined.
+_PRINTF_ARGS = 100
 
 
 def sqlite_canonical_sql(spec: TableSpec, columns: Sequence[str], alias: str = "t") -> str:
     """An SQLite expression rendering a row of ``spec``'s table (as ``alias``) exactly as
-    :func:`row_canonical` does: C speed for the common kinds, Python functions for the others."""
-    return " || '|' || ".join(_sqlite_column(spec.column(c), f"{alias}.{_q(c)}") for c in sorted(columns))
+    :func:`row_canonical` does: C speed for the common kinds, Python functions for the others.
+    One ``printf`` per row (about 1.5 times as fast as joining the columns with ``||``)."""
+    args = [_sqlite_column(spec.column(c), f"{alias}.{_q(c)}") for c in sorted(columns)]
+    chunks = [args[i:i + _PRINTF_ARGS] for i in range(0, len(args), _PRINTF_ARGS)] or [[]]
+    return " || '|' || ".join(
+        f"printf('{'|'.join(['%s'] * len(chunk))}'{''.join(', ' + a for a in chunk)})" for chunk in chunks)
 
 
 class _HashSum:

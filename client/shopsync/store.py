@@ -7,6 +7,7 @@ grow additively when the server's schema version rises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -412,18 +413,23 @@ class LocalStore:
         """Count and sum (not reduced) of the row hashes of the synced live rows without local values
         on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
         (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
-        and an aggregate hashes it, so no row is handed to Python. One statement."""
+        and the rows' texts are hashed as they stream (never all in memory). One statement."""
         self.table(table)
+        md5, from_bytes = hashlib.md5, int.from_bytes
+        count = total = 0
         with self._lock:
-            row = self._conn.execute(
-                f"select shopsync_hash_sum({canonical_sql}) from {_q(table)} as t"
+            rows = self._conn.execute(
+                f"select {canonical_sql} from {_q(table)} as t"
                 " where t.sync_state = 'synced' and t.deleted_at is null"
                 " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
                 " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
                 " and t.id not in (select value from json_each(?))",
-                (table, table, json.dumps(sorted(set(skip))))).fetchone()
-        count, _, total = str(row[0] if row and row[0] else "0:0").partition(":")
-        return int(count), int(total)
+                (table, table, json.dumps(sorted(set(skip)))))
+            for (text,) in rows:
+                count += 1
+                total += from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
+                                    signed=True)
+        return count, total
 
     def unsettled_rows(self, table: str) -> list[tuple[dict[str, Any] | None, str]]:
         """The rest of what :meth:`synced_row_hashes` leaves out: rows with local values on top (queued

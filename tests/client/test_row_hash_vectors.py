@@ -69,3 +69,17 @@ def test_a_table_checksum_counts_live_rows_and_sums_their_hashes_modulo_2_64() -
     got = table_checksum(spec, [v["stored"] for v in _ALL], columns)
     assert got.count == len(live)
     assert got.checksum == format(total % (1 << 64), "016x")
+
+
+def test_a_row_wider_than_one_sqlite_printf_renders_as_python_does() -> None:
+    """SQLite functions take at most 127 arguments: a 130-column row is rendered by several
+    printf calls, joined, to the same text."""
+    cols = tuple(ColumnSpec(f"c{i:03d}", "integer" if i % 3 == 0 else "text") for i in range(130))
+    spec = TableSpec("wide", "last_write_wins", (), 0, cols)
+    names = [c.name for c in cols]
+    stored = {c.name: (None if i % 7 == 0 else (i if c.kind == "integer" else f"v{i}|x")) for i, c in enumerate(cols)}
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table wide (" + ", ".join(f'"{c.name}" {c.sqlite_type}' for c in cols) + ")")
+    conn.execute(f"insert into wide values ({', '.join('?' * len(names))})", [stored[n] for n in names])
+    [(canonical,)] = conn.execute(f"select {sqlite_canonical_sql(spec, names)} from wide as t").fetchall()
+    assert canonical == row_canonical(spec, stored, names)
