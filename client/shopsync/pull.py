@@ -147,9 +147,12 @@ class Puller:
                         store.stage.clear()
                     continue
             with store.transaction():
-                store.stage.add(store.schema.tables, changes, result.unreadable, columns)
-                if consistent:
-                    store.stage.merge(store)
+                if consistent and store.stage.cursor() is None:  # nothing staged: straight to the tables
+                    store.stage.apply(store, store.schema.tables, changes, result.unreadable, columns)
+                else:
+                    store.stage.add(store.schema.tables, changes, result.unreadable, columns)
+                    if consistent:
+                        store.stage.merge(store)
                 if self.page_hook is not None:
                     self.page_hook(page)
                 if consistent:

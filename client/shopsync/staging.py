@@ -14,6 +14,7 @@ holds at a newer server version (or a rejected edit at this version) left alone,
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -120,28 +121,9 @@ class PullStage:
         bound as they came and checked by SQLite (the staging table's ``typeof`` checks); only the other kinds
         (timestamps, numerics, json, ...) are converted in Python. A page SQLite refuses takes the
         full conversion, row by row."""
-        by_table: dict[str, dict[str, tuple[Any, Any]]] = {}
-        for change in changes:
-            if change.__class__ is list:
-                by_table.setdefault(change[1], {})[change[3]] = (change[0], change[5])
-            else:
-                by_table.setdefault(change["table"], {})[str(change["row_id"])] = (change.get("seq"), change["row"])
-
         staged = 0
-        for table, rows in by_table.items():
-            spec = tables.get(table)
-            if spec is None:
-                continue
-
-            def refuse(row_id: str, exc: Exception, table: str = table,
-                       rows: dict[str, tuple[Any, Any]] = rows) -> None:
-                if unreadable is None:
-                    raise exc
-                seq = rows[row_id][0]
-                unreadable.append(UnreadableRow(table, row_id, int(seq) if seq is not None else None,
-                                                getattr(exc, "message", None) or str(exc)))
-
-            staged += self._add_table(spec, rows, (columns or {}).get(table), refuse)
+        for spec, rows, refuse in _by_table(tables, changes, unreadable):
+            staged += self._add_table(spec, rows, (columns or {}).get(spec.name), refuse)
         return staged
 
     def _add_table(self, spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
@@ -159,11 +141,8 @@ class PullStage:
             if row_id in refused:
                 return None
             try:
-                if wire.__class__ is list:
-                    wire = dict(zip(page_cols or (), wire, strict=True))
-                get = wire.get
-                return [f(get(n)) for n, f in full]
-            except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                return _full_row(full, page_cols, wire)
+            except _CONVERSION_ERRORS as exc:
                 refused.add(row_id)
                 refuse(row_id, exc)
                 return None
@@ -184,7 +163,7 @@ class PullStage:
                 try:
                     for j, f in convert:
                         row[j] = f(row[j])
-                except (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+                except _CONVERSION_ERRORS as exc:
                     refused.add(row_id)
                     refuse(row_id, exc)
                     continue
@@ -210,6 +189,111 @@ class PullStage:
         return len(fast) + len(other)
 
     # -- applying -------------------------------------------------------------------------------------
+    def apply(self, store: LocalStore, tables: dict[str, TableSpec], changes: list[Any],
+              unreadable: list[UnreadableRow] | None, columns: dict[str, list[str]] | None = None) -> int:
+        """Apply a consistent page straight to the tables, inside the caller's transaction: what
+        :meth:`add` then :meth:`merge` do, without writing the rows to the stage and reading them
+        back. Only when nothing is staged (the page alone is the state to show). Returns the rows
+        applied."""
+        applied = 0
+        for spec, rows, refuse in _by_table(tables, changes, unreadable):
+            applied += self._apply_table(store, spec, rows, (columns or {}).get(spec.name), refuse)
+        return applied
+
+    def _apply_table(self, store: LocalStore, spec: TableSpec, rows: dict[str, tuple[Any, Any]],
+                     page_cols: list[str] | None, refuse: Callable[[str, Exception], None]) -> int:
+        conn = self._conn
+        names = [c.name for c in spec.columns]
+        full = [(n, spec.column(n).from_wire) for n in names]
+        groups: list[tuple[list[str], list[list[Any]]]] = []  # (column names, rows in that order)
+
+        def slow(row_id: str, wire: Any) -> list[Any] | None:
+            try:
+                return _full_row(full, page_cols, wire)
+            except _CONVERSION_ERRORS as exc:
+                refuse(row_id, exc)
+                return None
+
+        other: list[list[Any]] = []
+        cols = [spec.column(n) for n in page_cols or () if spec.has_column(n)]
+        if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
+            # Text and integer values as they came, when their type is right (the stage's typeof
+            # checks, here in Python: by the row's type signature, a handful per page).
+            convert = [(j, c.from_wire) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
+            allowed = [(str, type(None)) if c.kind == "text" else (int, type(None)) if c.kind == "integer" else None
+                       for c in cols]
+            signatures: dict[tuple[type, ...], bool] = {}
+            width = len(cols)
+            fast: list[list[Any]] = []
+            for row_id, (_, vals) in rows.items():
+                sig = tuple(map(type, vals)) if vals.__class__ is list and len(vals) == width else None
+                ok = sig is not None and signatures.get(sig)
+                if ok is None and sig is not None:
+                    ok = signatures[sig] = all(a is None or t in a for t, a in zip(sig, allowed, strict=True))
+                if not ok:
+                    got = slow(row_id, vals)
+                    if got is not None:
+                        other.append(got)
+                    continue
+                row = vals.copy()
+                try:
+                    for j, f in convert:
+                        row[j] = f(row[j])
+                except _CONVERSION_ERRORS as exc:
+                    refuse(row_id, exc)
+                    continue
+                fast.append(row)
+            groups.append(([c.name for c in cols], fast))
+        else:
+            for row_id, (_, vals) in rows.items():
+                got = slow(row_id, vals)
+                if got is not None:
+                    other.append(got)
+        groups.append((names, other))
+        groups = [(g_cols, g_rows) for g_cols, g_rows in groups if g_rows]
+        if not groups:
+            return 0
+
+        table = spec.name
+        ids = [r[g_cols.index("id")] for g_cols, g_rows in groups for r in g_rows]
+        store.note_write(table)
+        store.changes.touch(table, (ALL_ROWS,) if len(ids) > _TOUCH_LIMIT else ids)
+        id_list = json.dumps(ids)
+        if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
+            conn.execute("delete from _awaiting_pull where table_name = ? and row_id in (select value from json_each(?))",
+                         (table, id_list))
+        # Rows with queued events or an open conflict: the server row becomes their base, the local
+        # values stay on top (few rows; the per-row path, in pull order).
+        local = {r[0] for r in conn.execute(
+            "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
+            " union select row_id from _conflicts where table_name = ? and resolved_at is null"
+            " and row_id in (select value from json_each(?))", (table, id_list, table, id_list))}
+        if local:
+            for g_cols, g_rows in groups:
+                at = g_cols.index("id")
+                for r in g_rows:
+                    if r[at] in local:
+                        store.adopt_server_row(table, r[at], dict(zip(g_cols, r, strict=True)))
+        conn.execute("delete from _bases where table_name = ? and row_id in (select value from json_each(?))",
+                     (table, json.dumps([i for i in ids if i not in local])))
+        # The rest, except over what the device holds at a newer server version, or a rejected
+        # edit at this version (it stays visible, failed, until the server has news). Columns the
+        # page lacks are written null, as the stage's merge writes them.
+        target = _q(table)
+        for g_cols, g_rows in groups:
+            missing = [n for n in names if n not in g_cols]
+            listed = ", ".join(_q(n) for n in [*g_cols, *missing])
+            values = ", ".join(["?"] * len(g_cols) + ["null"] * len(missing))
+            sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in [*g_cols, *missing] if n != "id")
+            at = g_cols.index("id")
+            conn.executemany(
+                f"insert into {target} ({listed}, sync_state, last_error) values ({values}, 'synced', null)"
+                f" on conflict (id) do update set {sets}, sync_state = 'synced', last_error = null"
+                f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
+                f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')",
+                [r for r in g_rows if r[at] not in local] if local else g_rows)
+        return len(ids)
+
     def merge(self, store: LocalStore) -> None:
         """Apply everything staged to the store's tables (inside the caller's transaction), then
         empty the stage."""
@@ -256,3 +340,43 @@ class PullStage:
                 f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')", (table, table))
             conn.execute(f"delete from {stage}")
         self.set_cursor(None)
+
+
+#: What converting a wire value can raise: the row is unreadable, the rest of the page applies.
+_CONVERSION_ERRORS = (ShopSyncError, ValueError, TypeError, OverflowError, AttributeError)
+
+
+def _full_row(full: list[tuple[str, Callable[[Any], Any]]], page_cols: list[str] | None, wire: Any) -> list[Any]:
+    """A wire row (values in the page's column order, or an object) in the order of ``full``,
+    every value converted."""
+    if wire.__class__ is list:
+        wire = dict(zip(page_cols or (), wire, strict=True))
+    get = wire.get
+    return [f(get(n)) for n, f in full]
+
+
+def _by_table(tables: dict[str, TableSpec], changes: list[Any], unreadable: list[UnreadableRow] | None
+              ) -> list[tuple[TableSpec, dict[str, tuple[Any, Any]], Callable[[str, Exception], None]]]:
+    """A page's rows per known table (the last change of a row wins: versions rise with seq), each
+    with the function that reports a row this client cannot read into ``unreadable`` (without a
+    list: raises)."""
+    by_table: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for change in changes:
+        if change.__class__ is list:
+            by_table.setdefault(change[1], {})[change[3]] = (change[0], change[5])
+        else:
+            by_table.setdefault(change["table"], {})[str(change["row_id"])] = (change.get("seq"), change["row"])
+    out: list[tuple[TableSpec, dict[str, tuple[Any, Any]], Callable[[str, Exception], None]]] = []
+    for table, rows in by_table.items():
+        spec = tables.get(table)
+        if spec is None:
+            continue
+
+        def refuse(row_id: str, exc: Exception, table: str = table, rows: dict[str, tuple[Any, Any]] = rows) -> None:
+            if unreadable is None:
+                raise exc
+            seq = rows[row_id][0]
+            unreadable.append(UnreadableRow(table, row_id, int(seq) if seq is not None else None,
+                                            getattr(exc, "message", None) or str(exc)))
+        out.append((spec, rows, refuse))
+    return out

@@ -248,3 +248,45 @@ def test_a_pulled_timestamp_is_stored_with_six_digits_whatever_postgres_dropped(
     # slow path (a parse and a format per value: a pull of such rows ran at half speed).
     column = fresh_store.table("customers").column("created_at")
     assert column.from_wire(wire) == stored == column.to_stored(wire, from_wire=True)
+
+
+def test_a_consistent_page_applied_straight_equals_the_page_staged_then_merged(schema_fixture: dict[str, Any]) -> None:
+    """A consistent page with nothing staged goes straight to the tables (no second write through
+    the stage): the outcome must be exactly the stage's, including a value of the wrong type (the
+    full conversion), a short timestamp fraction, a row with a queued edit on top (its base), and
+    an older version than the device holds (left alone)."""
+    stores = [LocalStore(":memory:", schema=schema_fixture) for _ in range(2)]
+    spec = stores[0].table("customers")
+    cols = [c.name for c in spec.columns]
+    shop = "aaaaaaaa-0000-4000-8000-000000000000"
+    edited, newer = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def wire(row_id: str, name: Any, version: int) -> list[Any]:
+        values = {"id": row_id, "shop_id": shop, "name": name, "version": version,
+                  "created_at": "2026-11-30T14:21:29.9+00:00", "updated_at": "2026-11-30T14:21:29.123456+00:00"}
+        return [values.get(c) for c in cols]
+
+    for store in stores:
+        store.set_meta("shop_id", shop)
+        store.write_row("customers", {"id": newer, "shop_id": shop, "name": "held at v5", "version": 5})
+        store.write_row("customers", {"id": edited, "shop_id": shop, "name": "server v1", "version": 1})
+        store.update("customers", edited, {"email": "queued@x.test"})
+    changes = [[1, "customers", "insert", r, v, wire(r, n, v)] for r, n, v in [
+        (str(uuid.uuid4()), "plain", 1), (str(uuid.uuid4()), 42, 1), (edited, "server v2", 2), (newer, "old v4", 4)]]
+    with stores[0].transaction():
+        stores[0].stage.apply(stores[0], stores[0].schema.tables, changes, [], {"customers": cols})
+    with stores[1].transaction():
+        stores[1].stage.add(stores[1].schema.tables, changes, [], {"customers": cols})
+        stores[1].stage.merge(stores[1])
+
+    def state(store: LocalStore) -> tuple[Any, ...]:
+        conn = store._conn  # noqa: SLF001 (the whole file, as SQLite holds it)
+        return tuple(conn.execute(q).fetchall() for q in (
+            "select * from customers order by id", "select * from _bases order by 1, 2",
+            "select table_name, op, row_id, base_version, data from _outbox order by seq"))
+
+    assert state(stores[0]) == state(stores[1])
+    got = {r["name"] for r in stores[0].query("customers")}
+    assert {"plain", "42", "held at v5"} <= got and stores[0].get("customers", edited)["email"] == "queued@x.test"
+    for store in stores:
+        store.close()
