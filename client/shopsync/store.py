@@ -29,6 +29,9 @@ from .schema import Schema, TableSpec, utc_now_iso
 from .staging import AWAITING_PULL_DDL, AWAITING_PULL_TABLES, PullStage
 from .watch import ALL_ROWS, ChangeFeed, Changes
 
+#: Per table, the last this many measured write deltas are kept (older ones: a full re-hash).
+_KEPT_DELTAS = 256
+
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
 SYNC_STATES = ("synced", "pending_create", "pending_update", "pending_delete", "conflict", "failed")
@@ -78,6 +81,10 @@ class LocalStore:
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
         self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
+        # Per table: write number -> (count, sum) the write changed the verified row hashes by, for
+        # writes that measured it (checksum_delta); pending ones until their transaction commits.
+        self._hash_deltas: dict[str, dict[int, tuple[int, int]]] = {}
+        self._pending_deltas: list[tuple[str, int, int, int]] = []
         #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
         self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -137,10 +144,12 @@ class LocalStore:
             except BaseException:
                 self._conn.execute("rollback")
                 self.changes.discard()
+                self._pending_deltas.clear()
                 raise
             else:
                 self._conn.execute("commit")
                 changed = self.changes.take()
+                self._keep_deltas()
             finally:
                 self._depth = 0
         self.changes.emit(changed)  # watchers run after the commit, outside the lock
@@ -289,6 +298,36 @@ class LocalStore:
         for t in tables or (*self.schema.tables, *self._writes):
             self._writes[t] = self._writes.get(t, 0) + 1
 
+    def note_hash_delta(self, table: str, count: int, total: int) -> None:
+        """The write just counted for ``table`` (:meth:`note_write`) changed the hashes of its
+        verified rows (:meth:`synced_row_hashes`) by ``count`` rows and ``total``; kept when the
+        transaction commits (inside one)."""
+        self._pending_deltas.append((table, self._writes.get(table, 0), count, total))
+
+    def _keep_deltas(self) -> None:
+        for table, write, count, total in self._pending_deltas:
+            kept = self._hash_deltas.setdefault(table, {})
+            kept[write] = (count, total)
+            if len(kept) > _KEPT_DELTAS:
+                del kept[min(kept)]
+        self._pending_deltas.clear()
+
+    def hash_delta(self, table: str, since: tuple[int, int], now: tuple[int, int]) -> tuple[int, int] | None:
+        """How the verified row hashes of ``table`` changed between two :meth:`write_marker` values:
+        (count, sum), or None when unknown (another connection wrote to the file, or a write in
+        between did not measure its change)."""
+        if since[0] != now[0] or now[1] < since[1]:
+            return None
+        kept = self._hash_deltas.get(table, {})
+        count = total = 0
+        for write in range(since[1] + 1, now[1] + 1):
+            delta = kept.get(write)
+            if delta is None:
+                return None
+            count += delta[0]
+            total += delta[1]
+        return count, total
+
     def write_marker(self, table: str) -> tuple[int, int]:
         """Changes when ``table`` may have changed: writes through this store (:meth:`note_write`),
         and commits by any other connection to the file (``pragma data_version``: a hand edit)."""
@@ -409,22 +448,25 @@ class LocalStore:
         self.write_row(table, values)
 
     # -- verification (checksums.py, verify.py) ------------------------------------------------------
-    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = ()) -> tuple[int, int]:
+    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = (),
+                          only: Iterable[str] | None = None) -> tuple[int, int]:
         """Count and sum (not reduced) of the row hashes of the synced live rows without local values
-        on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
-        (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
-        and the rows' texts are hashed as they stream (never all in memory). One statement."""
+        on top (queued events, open conflict), leaving out ``skip`` (and, given ``only``, every row
+        not named there): SQLite renders each row (``canonical_sql``, from
+        :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``) and the rows' texts are
+        hashed as they stream (never all in memory). One statement."""
         self.table(table)
         md5, from_bytes = hashlib.md5, int.from_bytes
         count = total = 0
+        only_sql = "" if only is None else " and t.id in (select value from json_each(?))"
+        params = (table, table, json.dumps(sorted(set(skip)))) + (() if only is None else (json.dumps(list(only)),))
         with self._lock:
             rows = self._conn.execute(
                 f"select {canonical_sql} from {_q(table)} as t"
                 " where t.sync_state = 'synced' and t.deleted_at is null"
                 " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
                 " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
-                " and t.id not in (select value from json_each(?))",
-                (table, table, json.dumps(sorted(set(skip)))))
+                " and t.id not in (select value from json_each(?))" + only_sql, params)
             for (text,) in rows:
                 count += 1
                 total += from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
