@@ -48,13 +48,15 @@ FULL = {"push_events": 20_000, "push_events_batch1": 1_000, "pull_rows": 100_000
         "rls_repeats": 15, "conc_total": 16_000, "conc_batch": 500,
         "backlog": 16_000, "backlog_elsewhere": 60_000, "backlog_big": 100_000,
         "small_sales": 100, "fleet_busy": 4, "fleet_saturation_s": 20, "fleet_half_s": 30, "fleet_interval_s": 3,
-        "live_max_subscribers": 100, "live_rounds": 20, "live_push_events": 2_000, "live_push_repeats": 5}
+        "live_max_subscribers": 100, "live_rounds": 20, "live_push_events": 2_000, "live_push_repeats": 5,
+        "live_held_rows": 20_000}
 QUICK = {"push_events": 300, "push_events_batch1": 30, "pull_rows": 3_000, "pull_small_rows": 1_000,
          "history_big": 10_000, "history_small": 1_000, "tip": 100, "tip_repeats": 3,
          "rls_repeats": 3, "conc_total": 320, "conc_batch": 500,
          "backlog": 320, "backlog_elsewhere": 1_200, "backlog_big": 0,
          "small_sales": 8, "fleet_busy": 1, "fleet_saturation_s": 1, "fleet_half_s": 1, "fleet_interval_s": 0.5,
-         "live_max_subscribers": 3, "live_rounds": 3, "live_push_events": 200, "live_push_repeats": 1}
+         "live_max_subscribers": 3, "live_rounds": 3, "live_push_events": 200, "live_push_repeats": 1,
+         "live_held_rows": 500}
 PUSH_BATCHES = (1, 100, 500, 1000)
 PULL_PAGES = (500, 2000)
 DEFAULT_PAGE = 2000  # SyncClient(page_size=...) by default
@@ -854,6 +856,38 @@ def broadcast_overhead(b: Bench, commits: int) -> dict[str, Any]:
     return {"commits": commits, "on_us_per_commit": on, "off_us_per_commit": off, "added_us_per_commit": on - off}
 
 
+def poke_sync_cost(b: Bench, held: int, rounds: int) -> dict[str, Any]:
+    """What one sync after a poke costs the device (its CPU, process time of this process: a
+    sync is synchronous) when it holds ``held`` customers and one of them changed elsewhere: with
+    the held checksum moved by the page's measured change, and with the table hashed whole (the
+    measured changes ignored, as before 2026-11-30), alternating, medians."""
+    shop, email = b.make_shop(f"pokecost{held}")
+    b.seed_customers(shop, held)
+    dev = b.device(f"pokecost-{held}", email, live=False)
+    dev.register()
+    dev.sync().raise_for_errors()
+    ids = [r[0] for r in b.conn.execute("select id from public.customers where shop_id = %s limit %s",
+                                        (shop, rounds * 2))]
+    store = dev.store
+    measured = store.hash_delta
+    runs: dict[str, list[float]] = {"measured": [], "whole": []}
+    for k in range(rounds * 2):
+        mode = ("measured", "whole")[(k + k // 2) % 2]
+        store.hash_delta = measured if mode == "measured" else (lambda *a: None)  # type: ignore[method-assign]
+        b.conn.execute("update public.customers set name = %s where id = %s", (f"poked {k}", ids[k]))
+        cpu = time.process_time()
+        r = dev.sync()
+        runs[mode].append((time.process_time() - cpu) * 1000)
+        r.raise_for_errors()
+        assert r.pulled == 1 and r.verified is True and not r.repairs, r
+    store.hash_delta = measured  # type: ignore[method-assign]
+    store.close()
+    on, off = statistics.median(runs["measured"]), statistics.median(runs["whole"])
+    log(f"poke sync, device holding {held:,} customers: {on:.2f} ms CPU (measured change), {off:.2f} ms"
+        f" (table hashed whole): x{off / on:.1f}")
+    return {"held_rows": held, "rounds": rounds, "measured_cpu_ms": on, "whole_cpu_ms": off, "ratio_whole_vs_measured": off / on}
+
+
 def bench_live(b: Bench) -> dict[str, Any]:
     out: dict[str, Any] = {}
     top = b.sizes["live_max_subscribers"]
@@ -873,6 +907,7 @@ def bench_live(b: Bench) -> dict[str, Any]:
     out["push_batch_500"] = live_push_rates(b, 500, b.sizes["live_push_events"], b.sizes["live_push_repeats"])
     out["push_batch_1"] = live_push_rates(b, 1, max(20, b.sizes["live_push_events"] // 20), b.sizes["live_push_repeats"])
     out["broadcast_cost"] = cost = broadcast_overhead(b, b.sizes["live_push_events"])
+    out["poke_sync_cost"] = poke_sync_cost(b, b.sizes["live_held_rows"], b.sizes["live_rounds"])
     for key in ("push_batch_500", "push_batch_1"):  # the added server time against a push call's time
         x = out[key]
         call_us = 1e6 * x["batch"] / x["off_events_per_s"]
@@ -919,6 +954,12 @@ def live_table(r: dict[str, Any]) -> str:
                      f" {100 * x['cost_increase']:.1f}% of {fmt(x['call_ms_off'])} ms |")
     lines.append(f"| one commit that bumps a cursor ({c['commits']:,}, in Postgres) | {fmt(c['on_us_per_commit'])} us |"
                  f" {fmt(c['off_us_per_commit'])} us | | +{fmt(c['added_us_per_commit'])} us |")
+    pc = lv.get("poke_sync_cost")
+    if pc:
+        lines += ["", "| a poke's sync, device CPU (median) | measured change | table hashed whole | whole / measured |",
+                  "|---|---|---|---|",
+                  f"| device holding {pc['held_rows']:,} customers, one changed elsewhere | {fmt(pc['measured_cpu_ms'])} ms |"
+                  f" {fmt(pc['whole_cpu_ms'])} ms | {fmt(pc['ratio_whole_vs_measured'])} |"]
     lines += ["", "| target (issue 15) | measured | target | met |", "|---|---|---|---|"]
     for t in lv["targets"]:
         lines.append(f"| {t['name']} | {fmt(t['value'])} | {t['op']} {fmt(t['target'])} | {'yes' if t['met'] else 'NO'} |")

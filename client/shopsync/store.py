@@ -460,10 +460,13 @@ class LocalStore:
         count = total = 0
         only_sql = "" if only is None else " and t.id in (select value from json_each(?))"
         params = (table, table, json.dumps(sorted(set(skip)))) + (() if only is None else (json.dumps(list(only)),))
+        # Given ``only``, the rows are looked up by id (``+`` keeps SQLite off the sync_state index,
+        # which would walk every synced row).
+        state = "t.sync_state" if only is None else "+t.sync_state"
         with self._lock:
             rows = self._conn.execute(
                 f"select {canonical_sql} from {_q(table)} as t"
-                " where t.sync_state = 'synced' and t.deleted_at is null"
+                f" where {state} = 'synced' and t.deleted_at is null"
                 " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
                 " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
                 " and t.id not in (select value from json_each(?))" + only_sql, params)
