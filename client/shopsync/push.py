@@ -87,6 +87,12 @@ def _apply_results(store: LocalStore, entries: list[OutboxEntry], results: list[
     in order (the two sets of rows are disjoint, so the order between them does not matter).
     """
     tables = store.schema.tables
+    written: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.table in tables:
+            written.setdefault(entry.table, []).append(entry.row_id)
+    for table, row_ids in written.items():  # before any queued event, base or row of them changes
+        store.note_write(table, ids=row_ids)
     ok: dict[tuple[str, str], int] = {}  # (table, row) -> events of the row in this batch, all applied
     bad: set[tuple[str, str]] = set()
     for entry, res in zip(entries, results, strict=True):

@@ -19,7 +19,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .checksums import sqlite_canonical_sql
 from .errors import ShopSyncError
 from .status import UnreadableRow
 from .watch import ALL_ROWS
@@ -38,10 +37,6 @@ AWAITING_PULL_TABLES = frozenset({"stock_movements"})
 AWAITING_PULL_DDL = ("create table if not exists _awaiting_pull (table_name text not null, row_id text not null,"
                      " primary key (table_name, row_id))")
 
-
-#: A page with at most this many rows of a table measures how it changes the table's verified
-#: row hashes (two indexed reads of those rows), instead of leaving the table to be hashed whole.
-_MEASURE_MAX = 256
 
 #: Above this many rows of one table in one apply, watchers are told "every row" (ALL_ROWS).
 _TOUCH_LIMIT = 10_000
@@ -261,7 +256,7 @@ class PullStage:
 
         table = spec.name
         ids = [r[g_cols.index("id")] for g_cols, g_rows in groups for r in g_rows]
-        store.note_write(table)
+        store.note_write(table, ids=ids)  # before anything about these rows changes
         store.changes.touch(table, (ALL_ROWS,) if len(ids) > _TOUCH_LIMIT else ids)
         id_list = json.dumps(ids)
         if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
@@ -281,18 +276,6 @@ class PullStage:
                         store.adopt_server_row(table, r[at], dict(zip(g_cols, r, strict=True)))
         conn.execute("delete from _bases where table_name = ? and row_id in (select value from json_each(?))",
                      (table, json.dumps([i for i in ids if i not in local])))
-        # A small page (a live-sync poke's) measures how it changes the verified row hashes, so the
-        # check at the tip hashes these rows, not the whole table again (store.hash_delta). Only
-        # where nothing but synced rows changes: no queued edit, open conflict or failed row among
-        # the page's ids (their bases and the unvouched rows stay as they were).
-        measure = len(ids) <= _MEASURE_MAX and not local and conn.execute(
-            f"select 1 from {_q(table)} where id in (select value from json_each(?)) and sync_state <> 'synced'"
-            " limit 1", (id_list,)).fetchone() is None
-        if measure:
-            canonical = sqlite_canonical_sql(spec, names)
-            unreadable = json.loads(store.get_meta("unreadable_rows", "{}") or "{}")
-            skip = [str(r) for r in unreadable.get(table, ())] if isinstance(unreadable, dict) else []
-            before = store.synced_row_hashes(table, canonical, skip, only=ids)
         # The rest, except over what the device holds at a newer server version, or a rejected
         # edit at this version (it stays visible, failed, until the server has news). Columns the
         # page lacks are written null, as the stage's merge writes them.
@@ -309,9 +292,6 @@ class PullStage:
                 f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
                 f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')",
                 [r for r in g_rows if r[at] not in local] if local else g_rows)
-        if measure:
-            after = store.synced_row_hashes(table, canonical, skip, only=ids)
-            store.note_hash_delta(table, after[0] - before[0], after[1] - before[1])
         return len(ids)
 
     def merge(self, store: LocalStore) -> None:
@@ -331,7 +311,7 @@ class PullStage:
             # Watchers (store.watch) learn which rows this commit changed, and the verification
             # marker that the table was written (store.note_write); a huge apply says "all rows".
             staged = [r[0] for r in conn.execute(f"select id from {stage} limit ?", (_TOUCH_LIMIT + 1,))]
-            store.note_write(table)
+            store.note_write(table, ids=staged if len(staged) <= _TOUCH_LIMIT else None)
             store.changes.touch(table, (ALL_ROWS,) if len(staged) > _TOUCH_LIMIT else staged)
             if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
                 conn.execute(f"delete from _awaiting_pull where table_name = ? and row_id in (select id from {stage})",

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import invoice
 from .bases import BASES_DDL, Bases
-from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS
+from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS, row_hasher, sqlite_canonical_sql
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -29,8 +29,8 @@ from .schema import Schema, TableSpec, utc_now_iso
 from .staging import AWAITING_PULL_DDL, AWAITING_PULL_TABLES, PullStage
 from .watch import ALL_ROWS, ChangeFeed, Changes
 
-#: Per table, the last this many measured write deltas are kept (older ones: a full re-hash).
-_KEPT_DELTAS = 256
+#: A table with more rows than this written since the last check is hashed whole at the next.
+_TRACK_MAX = 1000
 
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
@@ -81,10 +81,11 @@ class LocalStore:
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
         self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
-        # Per table: write number -> (count, sum) the write changed the verified row hashes by, for
-        # writes that measured it (checksum_delta); pending ones until their transaction commits.
-        self._hash_deltas: dict[str, dict[int, tuple[int, int]]] = {}
-        self._pending_deltas: list[tuple[str, int, int, int]] = []
+        # Per table, since the last check (track_changes): what each row written since counted for
+        # before its first write (row_views), or None when not tracked (see note_write).
+        self._tracked: dict[str, dict[str, tuple[str, int]] | None] = {}
+        self._track_tokens: dict[str, int] = {}
+        self._track_seq = 0
         #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
         self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -144,12 +145,10 @@ class LocalStore:
             except BaseException:
                 self._conn.execute("rollback")
                 self.changes.discard()
-                self._pending_deltas.clear()
                 raise
             else:
                 self._conn.execute("commit")
                 changed = self.changes.take()
-                self._keep_deltas()
             finally:
                 self._depth = 0
         self.changes.emit(changed)  # watchers run after the commit, outside the lock
@@ -292,41 +291,81 @@ class LocalStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def note_write(self, *tables: str) -> None:
+    def note_write(self, *tables: str, ids: Iterable[str] | None = None) -> None:
         """Count a write to ``tables`` (every table when none is named) for :meth:`write_marker`.
-        Every method here that writes a synced table calls it; so must any other writer."""
-        for t in tables or (*self.schema.tables, *self._writes):
+        Every method here that writes a synced table calls it; so must any other writer.
+
+        ``ids`` (one table): the rows about to be written, called BEFORE anything about them
+        changes (the row, its queued events, its base, its conflict): what each counted for the
+        verified checksum before is kept, so the next check hashes these rows, not the table
+        (:meth:`tracked_changes`). Without ``ids`` the table is hashed whole at the next check."""
+        targets = tables or (*self.schema.tables, *self._writes)
+        for t in targets:
             self._writes[t] = self._writes.get(t, 0) + 1
+        if ids is None or len(targets) != 1:
+            for t in targets:
+                self._tracked[t] = None
+            return
+        table = targets[0]
+        tracked = self._tracked.get(table)
+        if tracked is None:
+            return
+        new = [i for i in dict.fromkeys(ids) if i not in tracked]
+        if len(tracked) + len(new) > _TRACK_MAX:
+            self._tracked[table] = None  # hashing the table whole is cheaper than this many rows
+        elif new:
+            tracked.update(self.row_views(table, new))
 
-    def note_hash_delta(self, table: str, count: int, total: int) -> None:
-        """The write just counted for ``table`` (:meth:`note_write`) changed the hashes of its
-        verified rows (:meth:`synced_row_hashes`) by ``count`` rows and ``total``; kept when the
-        transaction commits (inside one)."""
-        self._pending_deltas.append((table, self._writes.get(table, 0), count, total))
+    def track_changes(self, table: str) -> int:
+        """Start keeping what rows of ``table`` counted before they are written (the verification
+        has just hashed the table); returns the token :meth:`tracked_changes` wants."""
+        with self._lock:
+            self._track_seq += 1
+            self._tracked[table] = {}
+            self._track_tokens[table] = self._track_seq
+            return self._track_seq
 
-    def _keep_deltas(self) -> None:
-        for table, write, count, total in self._pending_deltas:
-            kept = self._hash_deltas.setdefault(table, {})
-            kept[write] = (count, total)
-            if len(kept) > _KEPT_DELTAS:
-                del kept[min(kept)]
-        self._pending_deltas.clear()
-
-    def hash_delta(self, table: str, since: tuple[int, int], now: tuple[int, int]) -> tuple[int, int] | None:
-        """How the verified row hashes of ``table`` changed between two :meth:`write_marker` values:
-        (count, sum), or None when unknown (another connection wrote to the file, or a write in
-        between did not measure its change)."""
-        if since[0] != now[0] or now[1] < since[1]:
-            return None
-        kept = self._hash_deltas.get(table, {})
-        count = total = 0
-        for write in range(since[1] + 1, now[1] + 1):
-            delta = kept.get(write)
-            if delta is None:
+    def tracked_changes(self, table: str, token: int) -> dict[str, tuple[str, int]] | None:
+        """The rows of ``table`` written through this store since :meth:`track_changes` returned
+        ``token``, each with what it counted for before (see :meth:`row_views`); None when that is
+        not known (another check started since, or a write without ``ids``, or too many rows)."""
+        with self._lock:
+            if self._track_tokens.get(table) != token:
                 return None
-            count += delta[0]
-            total += delta[1]
-        return count, total
+            tracked = self._tracked.get(table)
+            return None if tracked is None else dict(tracked)
+
+    def row_views(self, table: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """What each row counts for in the verified checksum of ``table``, as the verification
+        computes it (all columns, leaving out rows the device could not read): ``("h", hash)``
+        (a synced live row, or the live base of a row with local values on top), ``("u", 0)``
+        (local values on top and no base: named to the server as unvouched), ``("0", 0)`` (not
+        counted: absent, deleted, unreadable)."""
+        spec = self.table(table)
+        columns = [c.name for c in spec.columns]
+        doc = json.loads(self.get_meta("unreadable_rows", "{}") or "{}")
+        skip = {str(r) for r in doc.get(table, ())} if isinstance(doc, dict) else set()
+        out: dict[str, tuple[str, int]] = {str(i): ("0", 0) for i in ids}
+        md5, from_bytes = hashlib.md5, int.from_bytes
+        with self._lock:  # (by id: ``+`` keeps SQLite off the sync_state index, which walks every synced row)
+            rows = self._conn.execute(
+                f"select t.id, {sqlite_canonical_sql(spec, columns)} from {_q(table)} as t"
+                " where +t.sync_state = 'synced' and t.deleted_at is null"
+                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
+                " and t.id not in (select value from json_each(?)) and t.id in (select value from json_each(?))",
+                (table, table, json.dumps(sorted(skip)), json.dumps(list(out)))).fetchall()
+        for row_id, text in rows:
+            out[str(row_id)] = ("h", from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
+                                                signed=True))
+        hasher = None
+        for base, row_id in self.unsettled_rows(table, only=list(out)):
+            if base is None:
+                out[row_id] = ("u", 0)
+            elif row_id not in skip and base.get("deleted_at") is None:
+                hasher = hasher or row_hasher(spec, columns)
+                out[row_id] = ("h", hasher(base))
+        return out
 
     def write_marker(self, table: str) -> tuple[int, int]:
         """Changes when ``table`` may have changed: writes through this store (:meth:`note_write`),
@@ -346,7 +385,7 @@ class LocalStore:
 
     def write_row(self, table: str, values: dict[str, Any]) -> None:
         """Insert or update one row from stored values (the columns given; ``id`` required)."""
-        self.note_write(table)
+        self.note_write(table, ids=(values["id"],))
         self.changes.touch(table, (values["id"],))
         cols = list(values)
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "id")
@@ -358,9 +397,9 @@ class LocalStore:
 
     def write_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert or update many rows with the same ``columns`` (``id`` among them): one ``executemany``."""
-        self.note_write(table)
         rows = list(rows)
         at = list(columns).index("id")
+        self.note_write(table, ids=[r[at] for r in rows])
         self.changes.touch(table, (r[at] for r in rows))
         sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c != "id")
         self._conn.executemany(
@@ -370,8 +409,8 @@ class LocalStore:
     def mark_synced(self, table: str, versions: Iterable[tuple[int, str]]) -> None:
         """Rows whose pushed events were all applied: ``synced`` at ``max(version, their version)``,
         no error (``versions``: ``(version, row_id)`` pairs; one ``executemany``)."""
-        self.note_write(table)
         versions = list(versions)
+        self.note_write(table, ids=[v[1] for v in versions])
         self.changes.touch(table, (v[1] for v in versions))
         self._conn.executemany(
             f"update {_q(table)} set version = nullif(max(coalesce(version, 0), ?), 0), sync_state = 'synced',"
@@ -428,6 +467,7 @@ class LocalStore:
         """Make ``server_row`` (stored form) the row's base; queued local values and open-conflict
         values stay on top. Nothing changes if the device holds a newer server version, or a rejected
         edit at this version (it stays visible, failed, until the server has news)."""
+        self.note_write(table, ids=(row_id,))
         cur = self.stored_row(table, row_id)
         version = server_row.get("version")
         if cur is not None and cur["version"] is not None and version is not None and version < cur["version"]:
@@ -448,38 +488,33 @@ class LocalStore:
         self.write_row(table, values)
 
     # -- verification (checksums.py, verify.py) ------------------------------------------------------
-    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = (),
-                          only: Iterable[str] | None = None) -> tuple[int, int]:
+    def synced_row_hashes(self, table: str, canonical_sql: str, skip: Iterable[str] = ()) -> tuple[int, int]:
         """Count and sum (not reduced) of the row hashes of the synced live rows without local values
-        on top (queued events, open conflict), leaving out ``skip`` (and, given ``only``, every row
-        not named there): SQLite renders each row (``canonical_sql``, from
-        :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``) and the rows' texts are
-        hashed as they stream (never all in memory). One statement."""
+        on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
+        (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
+        and the rows' texts are hashed as they stream (never all in memory). One statement."""
         self.table(table)
         md5, from_bytes = hashlib.md5, int.from_bytes
         count = total = 0
-        only_sql = "" if only is None else " and t.id in (select value from json_each(?))"
-        params = (table, table, json.dumps(sorted(set(skip)))) + (() if only is None else (json.dumps(list(only)),))
-        # Given ``only``, the rows are looked up by id (``+`` keeps SQLite off the sync_state index,
-        # which would walk every synced row).
-        state = "t.sync_state" if only is None else "+t.sync_state"
         with self._lock:
             rows = self._conn.execute(
                 f"select {canonical_sql} from {_q(table)} as t"
-                f" where {state} = 'synced' and t.deleted_at is null"
+                " where t.sync_state = 'synced' and t.deleted_at is null"
                 " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
                 " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
-                " and t.id not in (select value from json_each(?))" + only_sql, params)
+                " and t.id not in (select value from json_each(?))",
+                (table, table, json.dumps(sorted(set(skip)))))
             for (text,) in rows:
                 count += 1
                 total += from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
                                     signed=True)
         return count, total
 
-    def unsettled_rows(self, table: str) -> list[tuple[dict[str, Any] | None, str]]:
+    def unsettled_rows(self, table: str, only: Sequence[str] | None = None) -> list[tuple[dict[str, Any] | None, str]]:
         """The rest of what :meth:`synced_row_hashes` leaves out: rows with local values on top (queued
         events, open conflict) as their base (stored form), and rows this device cannot vouch for
-        (local values on top and no base, or a rejected edit shown) as ``None``; with their ids."""
+        (local values on top and no base, or a rejected edit shown) as ``None``; with their ids (given
+        ``only``: of those rows alone, looked up by id)."""
         self.table(table)
         with self._lock:
             rows = self._conn.execute(
@@ -488,10 +523,11 @@ class LocalStore:
                 " or exists (select 1 from _conflicts as c where c.table_name = ? and c.row_id = t.id"
                 " and c.resolved_at is null)"
                 f" from {_q(table)} as t left join _bases as b on b.table_name = ? and b.row_id = t.id"
-                " where t.sync_state <> 'synced'"
+                " where (t.sync_state <> 'synced'"
                 " or t.id in (select o.row_id from _outbox as o where o.table_name = ?)"
-                " or t.id in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)",
-                (table, table, table, table, table)).fetchall()
+                " or t.id in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null))"
+                + ("" if only is None else " and t.id in (select value from json_each(?))"),
+                (table, table, table, table, table, *(() if only is None else (json.dumps(list(only)),)))).fetchall()
         return [(json.loads(base) if local and base is not None else None, str(row_id))
                 for row_id, base, local in rows]
 
@@ -588,6 +624,7 @@ class LocalStore:
         values = dict(values)
         row_id = _uuid(values.pop("id", None) or uuid.uuid4(), "id")
         with self.transaction():
+            self.note_write(table, ids=(row_id,))
             code = DISPLAY_CODES.get(table)
             if code and spec.has_column(code[0]) and values.get(code[0]) is None:
                 values[code[0]] = self._next_code(table, code[1])
@@ -619,6 +656,7 @@ class LocalStore:
         row_id = _uuid(row_id, "row_id")
         stored = spec.stored_from_app({k: v for k, v in changes.items() if k != "id"})
         with self.transaction():
+            self.note_write(table, ids=(row_id,))
             cur = self._live_row(table, row_id)
             diff = {k: v for k, v in stored.items() if cur.get(k) != v}
             if not diff:
@@ -636,6 +674,7 @@ class LocalStore:
         spec = self._writable(table, "delete")
         row_id = _uuid(row_id, "row_id")
         with self.transaction():
+            self.note_write(table, ids=(row_id,))
             cur = self._live_row(table, row_id)
             now = utc_now_iso()
             base = cur["version"] if cur["version"] is not None else 1
@@ -717,7 +756,7 @@ class LocalStore:
             if c is None or c["resolved_at"] is not None:
                 raise NotFoundError(f"no open conflict {conflict_id}", reason="not_found")
             spec = self.table(c["table"])
-            self.note_write(spec.name)
+            self.note_write(spec.name, ids=(c["row_id"],))
             server = c["server_row"] or {}
             if keep == "remote":
                 values: dict[str, Any] = {}

@@ -46,6 +46,7 @@ class _Held:
     skipped: set[str]
     checksum: TableChecksum
     unknown: list[str]
+    token: int = 0  # store.track_changes' token: the rows written since are known
 
 
 class Verifier:
@@ -123,28 +124,23 @@ class Verifier:
         for name, spec in self.store.schema.tables.items():
             skipped = set(unreadable.get(name, ()))
             columns = [c.name for c in spec.columns]
-            marker = self.store.write_marker(name)
-            held = self.cache.get(name)
-            if held is not None and (held.columns, held.skipped) == (columns, skipped) and held.marker != marker:
-                # Written since, by writes that measured their change (a small pull page): the
-                # held checksum moves by it; the rows the device cannot vouch for are the same.
-                delta = self.store.hash_delta(name, held.marker, marker)
-                if delta is not None:
-                    moved = TableChecksum(held.checksum.count + delta[0],
-                                          checksum_hex(int(held.checksum.checksum, 16) + delta[1]))
-                    held = self.cache[name] = _Held(marker, columns, skipped, moved, held.unknown)
-            if held is not None and (held.marker, held.columns, held.skipped) == (marker, columns, skipped):
-                self._held[name] = (columns, held.checksum)
-                if held.unknown or skipped:
-                    exclude[name] = sorted(set(held.unknown) | skipped)
-                    total += len(exclude[name])
-                continue
-            unknown: list[str] = []
-            checksum = self._local_checksum(spec, columns, skipped, unknown)
-            self._held[name] = (columns, checksum)
-            self.cache[name] = _Held(marker, columns, skipped, checksum, unknown)
-            if unknown or skipped:
-                exclude[name] = sorted(set(unknown) | skipped)
+            # Under the store's lock: no write of this process slips between what is hashed and
+            # the start of tracking what is written next.
+            with self.store.transaction():
+                marker = self.store.write_marker(name)
+                held = self.cache.get(name)
+                if held is None or (held.columns, held.skipped) != (columns, skipped) or held.marker[0] != marker[0]:
+                    held = None  # nothing held, other columns or rows left out, or another connection wrote
+                elif held.marker != marker:
+                    held = self._moved(name, held, marker)  # None: the table is hashed whole
+                if held is None:
+                    unknown: list[str] = []
+                    checksum = self._local_checksum(spec, columns, skipped, unknown)
+                    held = _Held(marker, columns, skipped, checksum, unknown, self.store.track_changes(name))
+                self.cache[name] = held
+            self._held[name] = (columns, held.checksum)
+            if held.unknown or skipped:
+                exclude[name] = sorted(set(held.unknown) | skipped)
                 total += len(exclude[name])
         if total > MAX_UNVOUCHED:
             return None
@@ -164,6 +160,25 @@ class Verifier:
         if not isinstance(answer, dict) or not isinstance(answer.get("tables"), list):
             raise ProtocolError("sync_checksums answered an unexpected document", reason="invalid_response")
         return answer
+
+    def _moved(self, name: str, held: _Held, marker: tuple[int, int]) -> _Held | None:
+        """The held checksum moved by the rows written since it was taken (each: what it counted
+        for then, taken before its first write, and what it counts for now); None when those rows
+        are not known (store.tracked_changes)."""
+        before = self.store.tracked_changes(name, held.token)
+        if before is None:
+            return None
+        now = self.store.row_views(name, list(before))
+        count, total, unknown = held.checksum.count, int(held.checksum.checksum, 16), set(held.unknown)
+        for views, sign in ((before, -1), (now, 1)):
+            for row_id, (kind, h) in views.items():
+                if kind == "h":
+                    count += sign
+                    total += sign * h
+                elif kind == "u":
+                    (unknown.add if sign > 0 else unknown.discard)(row_id)
+        return _Held(marker, held.columns, held.skipped, TableChecksum(count, checksum_hex(total)), sorted(unknown),
+                     self.store.track_changes(name))
 
     def _local_checksum(self, spec: TableSpec, columns: list[str], skipped: set[str],
                         unknown: list[str]) -> TableChecksum:
