@@ -672,7 +672,7 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
     latencies: list[float] = []
     deliveries: list[float] = []
     missed = 0
-    busy0 = _machine_busy_s()
+    busy0, stack0 = _machine_busy_s(), _stack_cpu_s()
     try:
         for k in range(rounds):
             row_id = writer.store.insert("customers", {"name": f"live {n} {k}"})["id"]
@@ -693,7 +693,7 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
             latencies += [max(0.0, at - t0) * 1000 for at, _ in got.values()]
             deliveries += [max(0.0, poked - t0) * 1000 for _, poked in got.values() if poked is not None]
     finally:
-        busy = _machine_busy_s() - busy0
+        busy, stack1 = _machine_busy_s() - busy0, _stack_cpu_s()
         stop.set()
         reader_cpu = 0.0
         reported = 0
@@ -719,12 +719,46 @@ def live_latency(b: Bench, n: int, rounds: int) -> dict[str, Any]:
     # devices cannot see the row before n * (device + server) / 2 cores.
     device_ms = reader_cpu / pokes * 1000 if reported == len(procs) else float("nan")
     rest_ms = max(0.0, busy - reader_cpu) / pokes * 1000 if reported == len(procs) else float("nan")
-    log(f"live {n}: CPU per device and poke: {device_ms:.2f} ms in the device, {rest_ms:.2f} ms the rest"
-        f" (server, gateway, writer)")
+    gateway_ms = postgres_ms = float("nan")
+    if stack0 is not None and stack1 is not None:
+        gateway_ms = (stack1[0] - stack0[0]) / pokes * 1000
+        postgres_ms = (stack1[1] - stack0[1]) / pokes * 1000
+    log(f"live {n}: CPU per device and poke: {device_ms:.2f} ms in the device, gateway {gateway_ms:.2f} ms,"
+        f" Postgres {postgres_ms:.2f} ms ({rest_ms:.2f} ms everything but the devices)")
     return {"subscribers": n, "rounds": rounds, "reader_processes": procs_n, "deliveries": len(latencies),
             "missed": missed, "p50_ms": p50, "p99_ms": p99, "max_ms": max(latencies) if latencies else float("nan"),
             "poke_p50_ms": d50, "poke_p99_ms": d99, "device_cpu_ms_per_poke": device_ms,
-            "server_cpu_ms_per_poke": rest_ms}
+            "server_cpu_ms_per_poke": rest_ms, "gateway_cpu_ms_per_poke": gateway_ms,
+            "postgres_cpu_ms_per_poke": postgres_ms}
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stack_cpu_s() -> tuple[float, float] | None:
+    """CPU seconds so far of the local stack's gateway process (which also serves the Realtime
+    stand-in) and of its Postgres backends (the postmaster's children; the gateway's pooled
+    connections live through a run); None against an external stack."""
+    try:
+        gateway = int((ROOT / ".stack" / "gateway.pid").read_text().strip())
+        postmaster = int((ROOT / ".stack" / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    backends = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == postmaster:
+                backends += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return _proc_cpu_s(gateway), backends
 
 
 def _machine_busy_s() -> float:
@@ -940,7 +974,7 @@ def bench_live(b: Bench) -> dict[str, Any]:
 def live_table(r: dict[str, Any]) -> str:
     lv = r["live"]
     lines = ["| live sync (issue 15) | p50 | p99 | max | poke arrives p50 / p99 | deliveries"
-             " | CPU per device and poke: device / rest |",
+             " | CPU per device and poke: device / gateway / Postgres |",
              "|---|---|---|---|---|---|---|"]
     for key in sorted((k for k in lv if k.startswith("subscribers_")), key=lambda k: int(k.split("_")[1])):
         x = lv[key]
@@ -948,7 +982,8 @@ def live_table(r: dict[str, Any]) -> str:
                      f" {fmt(x['p99_ms'])} ms | {fmt(x['max_ms'])} ms | {fmt(x['poke_p50_ms'])} / "
                      f"{fmt(x['poke_p99_ms'])} ms | {x['deliveries']} ({x['missed']} missed) |"
                      f" {fmt(x.get('device_cpu_ms_per_poke', float('nan')))} / "
-                     f"{fmt(x.get('server_cpu_ms_per_poke', float('nan')))} ms |")
+                     f"{fmt(x.get('gateway_cpu_ms_per_poke', float('nan')))} / "
+                     f"{fmt(x.get('postgres_cpu_ms_per_poke', float('nan')))} ms |")
     for key in ("server_fanout", "server_fanout_own_users"):
         f = lv[key]
         who = "a user each" if f["own_users"] else "one user"
