@@ -31,6 +31,11 @@ from .watch import ALL_ROWS, ChangeFeed, Changes
 
 #: A table with more rows than this written since the last check is hashed whole at the next.
 _TRACK_MAX = 1000
+#: A repair holds this many fetched server rows in memory at a time (the rest wait in the file).
+_REPAIR_CHUNK = 1000
+#: Server rows a repair has fetched, until it applies them (see LocalStore.apply_repair).
+REPAIR_ROWS_DDL = ("create table if not exists _repair_rows (table_name text not null, row_id text not null,"
+                   " row text not null, primary key (table_name, row_id))")
 
 __all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
 
@@ -108,6 +113,7 @@ class LocalStore:
             self._ddl(CONFLICTS_DDL)
             self._conn.execute(BASES_DDL)
             self._conn.execute(AWAITING_PULL_DDL)
+            self._conn.execute(REPAIR_ROWS_DDL)
             if self.get_meta("device_id") is None:
                 self.set_meta("device_id", str(uuid.uuid4()))
             if self.get_meta("awaiting_pull_seeded") is None:  # a file from before _awaiting_pull
@@ -534,49 +540,92 @@ class LocalStore:
     def repair_table(self, table: str, server_rows: dict[str, dict[str, Any]], *,
                      keep: Iterable[str] = ()) -> int:
         """Make this device's copy of ``table`` the server's live rows ``server_rows`` (id -> stored
-        row), in one transaction: rows with local values on top get the server row as their base
-        (queued events and open conflicts stay on top); the others are overwritten; live rows the
-        server does not have are dropped (unless they carry local values or a rejected edit, or are
-        in ``keep``). Returns how many rows changed."""
+        row): :meth:`stage_repair_rows` then :meth:`apply_repair`. Returns how many rows changed."""
+        with self.transaction():
+            self.stage_repair_rows(table, server_rows.values(), first=True)
+        return self.apply_repair(table, keep=keep)
+
+    def stage_repair_rows(self, table: str, rows: Iterable[dict[str, Any]], *, first: bool = False) -> None:
+        """Keep fetched server rows (stored form) of ``table`` for :meth:`apply_repair` in the file
+        (``_repair_rows``), not in memory: a repair re-fetches a whole table page by page.
+        ``first``: forget what an interrupted repair of the table kept."""
+        if first:
+            self._conn.execute("delete from _repair_rows where table_name = ?", (table,))
+        self._conn.executemany(
+            "insert or replace into _repair_rows (table_name, row_id, row) values (?, ?, ?)",
+            [(table, str(r["id"]), json.dumps(r, separators=(",", ":"))) for r in rows])
+
+    def apply_repair(self, table: str, *, keep: Iterable[str] = ()) -> int:
+        """Make this device's copy of ``table`` the server's live rows kept by
+        :meth:`stage_repair_rows`, in one transaction, :data:`_REPAIR_CHUNK` rows in memory at a
+        time: rows with local values on top get the server row as their base (queued events and
+        open conflicts stay on top); the others are overwritten; live rows the server does not
+        have are dropped (unless they carry local values or a rejected edit, or are in ``keep``).
+        Returns how many rows changed."""
         spec = self.table(table)
         names = [c.name for c in spec.columns]
         fixed = 0
         self.note_write(table)
         with self.transaction():
-            local = {r["id"]: r for r in self.stored_rows(table)}
-            busy = self.rows_with_local_changes(table, set(local) | set(server_rows))
-            for row_id, server in server_rows.items():
-                cur = local.get(row_id)
-                if row_id in busy:
-                    if self.bases.get(table, row_id) != server:
-                        fixed += 1
-                    values = dict(server)
-                    conflict = self.conflict_log.open_for_row(table, row_id)
-                    if conflict:
-                        values.update(conflict["local_values"])
-                    values.update(self.pending_overlay(table, row_id))
-                    self.bases.put(table, row_id, server)
-                    state = self.row_state(table, row_id)
-                    values["sync_state"] = state
-                    values["last_error"] = (cur or {}).get("last_error") if state != "synced" else None
-                    self.write_row(table, values)
-                    continue
-                if cur is not None and cur["sync_state"] == "failed" and cur["version"] == server.get("version"):
-                    continue  # a rejected edit stays visible until the server has news
-                if cur is None or any(cur.get(c) != server.get(c) for c in names):
-                    fixed += 1
-                    self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced",
-                                           "last_error": None})
-            kept = set(keep)
-            gone = [row_id for row_id, cur in local.items()
-                    if row_id not in server_rows and row_id not in busy and row_id not in kept
-                    and cur["deleted_at"] is None
-                    and cur["sync_state"] == "synced"]
+            after = ""
+            while True:
+                chunk = [(row_id, json.loads(row)) for row_id, row in self._conn.execute(
+                    "select row_id, row from _repair_rows where table_name = ? and row_id > ? order by row_id limit ?",
+                    (table, after, _REPAIR_CHUNK)).fetchall()]
+                if not chunk:
+                    break
+                after = chunk[-1][0]
+                ids = [row_id for row_id, _ in chunk]
+                local = {r["id"]: r for r in self.stored_rows_by_id(table, ids)}
+                busy = self.rows_with_local_changes(table, ids)
+                for row_id, server in chunk:
+                    fixed += self._repair_row(table, names, row_id, server, local.get(row_id), row_id in busy)
+            # Live synced rows the server does not have (without local values on top, not kept).
+            kept = json.dumps(sorted(set(keep)))
+            gone = [r[0] for r in self._conn.execute(
+                f"select t.id from {_q(table)} as t where t.deleted_at is null and t.sync_state = 'synced'"
+                " and t.id not in (select r.row_id from _repair_rows as r where r.table_name = ?)"
+                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
+                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
+                " and t.id not in (select value from json_each(?))", (table, table, table, kept))]
             self._conn.executemany(f"delete from {_q(table)} where id = ?", [(r,) for r in gone])
             self.changes.touch(table, gone)
             self.bases.drop(table, gone)
             fixed += len(gone)
+            self._conn.execute("delete from _repair_rows where table_name = ?", (table,))
         return fixed
+
+    def _repair_row(self, table: str, names: list[str], row_id: str, server: dict[str, Any],
+                    cur: dict[str, Any] | None, busy: bool) -> int:
+        """One fetched server row into the device's copy (see :meth:`apply_repair`); 1 if it changed."""
+        if busy:
+            changed = int(self.bases.get(table, row_id) != server)
+            values = dict(server)
+            conflict = self.conflict_log.open_for_row(table, row_id)
+            if conflict:
+                values.update(conflict["local_values"])
+            values.update(self.pending_overlay(table, row_id))
+            self.bases.put(table, row_id, server)
+            state = self.row_state(table, row_id)
+            values["sync_state"] = state
+            values["last_error"] = (cur or {}).get("last_error") if state != "synced" else None
+            self.write_row(table, values)
+            return changed
+        if cur is not None and cur["sync_state"] == "failed" and cur["version"] == server.get("version"):
+            return 0  # a rejected edit stays visible until the server has news
+        if cur is None or any(cur.get(c) != server.get(c) for c in names):
+            self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced", "last_error": None})
+            return 1
+        return 0
+
+    def stored_rows_by_id(self, table: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of ``table`` with these ids, in stored form (tombstones and local columns included)."""
+        self.table(table)
+        with self._lock:
+            cur = self._conn.execute(f"select * from {_q(table)} where id in (select value from json_each(?))",
+                                     (json.dumps(list(ids)),))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def forget_synced_rows(self) -> None:
         """Drop synced and failed rows, keep every row with queued events or an open conflict (and

@@ -231,18 +231,20 @@ class Verifier:
 
     def _repair(self, m: _Mismatch, result: SyncResult) -> Repair:
         spec = self.store.table(m.table)
-        rows: dict[str, dict[str, Any]] = {}
         unreadable: list[UnreadableRow] = []
         after: str | None = None
-        while True:
+        while True:  # page by page into the file (store.stage_repair_rows): a big table never sits in memory
             page = self.transport.call("sync_table_rows", {
                 "p_device_id": self.store.device_id, "p_table": m.table, "p_after": after, "p_limit": self.page_size})
+            rows: list[dict[str, Any]] = []
             for wire in page.get("rows") or []:
                 try:
-                    rows[str(wire["id"])] = spec.stored_from_wire(wire)
+                    rows.append(spec.stored_from_wire(wire))
                 except (ShopSyncError, ValueError, TypeError, OverflowError) as exc:
                     unreadable.append(UnreadableRow(m.table, str(wire.get("id")), None,
                                                     getattr(exc, "message", None) or str(exc)))
+            with self.store.transaction():
+                self.store.stage_repair_rows(m.table, rows, first=after is None)
             if not page.get("has_more"):
                 break
             after = str(page["next_after"])
@@ -250,7 +252,7 @@ class Verifier:
         known = {(u.table, u.row_id) for u in result.unreadable}
         result.unreadable.extend(u for u in unreadable if (u.table, u.row_id) not in known)
         self.remember_unreadable(unreadable)
-        fixed = self.store.repair_table(m.table, rows, keep={u.row_id for u in unreadable})
+        fixed = self.store.apply_repair(m.table, keep={u.row_id for u in unreadable})
         with self.store.transaction():
             self.store.set_meta("repairs", int(self.store.get_meta("repairs", "0") or 0) + 1)
             self.store.set_meta("last_repair_at", utc_now_iso())

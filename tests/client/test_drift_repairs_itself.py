@@ -140,3 +140,36 @@ def test_an_idle_sync_does_not_hash_the_file_again_but_a_hand_edit_is_still_seen
     _edit(dev, "update customers set email = 'hand@edit.test' where id = ?", (row["id"],))
     assert _repaired(dev.client.sync(), "customers") == 1
     assert "customers" in scanned
+
+
+def test_a_repair_bigger_than_memory_holds_fixes_every_kind_of_drift_at_once(make_device: Any, sql: Any,
+                                                                            monkeypatch: Any) -> None:
+    """A repair keeps the fetched rows in the file and applies them a chunk at a time (here 2 rows,
+    the table has more): changed values, a missing row, an extra row and a queued edit, all at once."""
+    import shopsync.store as store_module
+
+    monkeypatch.setattr(store_module, "_REPAIR_CHUNK", 2)
+    for i in range(5):  # more rows than two chunks
+        sql("insert into public.customers (id, shop_id, name) values (gen_random_uuid(), %s, %s)",
+            (SHOP_A, f"chunk {i}"))
+    dev = make_device("drift-chunks", page_size=3)
+    rows = dev.store.query("customers", {"sync_state": "synced"}, order_by="id")
+    changed, missing, edited = rows[0], rows[2], rows[4]
+    template = dev.store.stored_row("customers", rows[1]["id"])
+    assert template is not None
+    ghost = "0badc0de-0000-4000-8000-000000000002"
+    _edit(dev, "update customers set name = 'Tampered' where id = ?", (changed["id"],))
+    _edit(dev, "delete from customers where id = ?", (missing["id"],))
+    cols = list(template)
+    _edit(dev, f"insert into customers ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+          tuple(ghost if c == "id" else template[c] for c in cols))
+    dev.store.update("customers", edited["id"], {"notes": "queued through the repair"})
+    result = dev.client.pull()  # the edit stays queued: it must survive the repair
+    assert _repaired(result, "customers") == 4  # the three, and the queued row now has its base
+    assert dev.store.get("customers", changed["id"])["name"] == changed["name"]
+    assert dev.store.get("customers", missing["id"]) is not None
+    assert dev.store.get("customers", ghost, include_deleted=True) is None
+    assert dev.store.get("customers", edited["id"])["notes"] == "queued through the repair"
+    assert dev.store._conn.execute("select count(*) from _repair_rows").fetchone()[0] == 0  # noqa: SLF001
+    dev.client.sync().raise_for_errors()
+    assert sql("select notes from public.customers where id = %s", (edited["id"],))[0][0] == "queued through the repair"
