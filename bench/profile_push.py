@@ -58,7 +58,7 @@ def main() -> int:
                 r = client.push()
                 total = time.perf_counter() - t0
                 rows = c.execute(
-                    "select calls, round(total_exec_time::numeric, 1), round((total_exec_time / calls)::numeric, 3),"
+                    "select calls, round(total_exec_time::numeric, 1), round((total_exec_time / greatest(calls, 1))::numeric, 3),"
                     " rows, regexp_replace(left(query, 160), '\\s+', ' ', 'g')"
                     " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
                     " order by total_exec_time desc limit %s", (args.top,)).fetchall()

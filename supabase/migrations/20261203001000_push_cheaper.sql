@@ -15,9 +15,116 @@
 set local lock_timeout = '5s';
 set local statement_timeout = '60s';
 
+-- 1. Stage (as in 20261202003000_push_at_scale.sql). A big batch's ANALYZE samples only the columns
+-- the steps filter and join on: the row count (what keeps the plans from nested loops that are
+-- quadratic in the batch) comes with any ANALYZE, and the statistics of the event data, messages and
+-- server rows (jsonb and text) cost most of it and steer no plan (500 events: ~6 ms -> ~1.4 ms).
+create or replace function shopsync.push_stage(p_events jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_max_row bigint := coalesce((shopsync.config_value('sync_max_row_bytes'))::bigint, 6291456);
+begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  if to_regclass('pg_temp.push_events') is null then
+    -- No index: at each commit the table is emptied (on commit delete rows), and rebuilding an
+    -- index then rewrites the table's pg_class row, which invalidates every cached plan over the
+    -- table: the steps' static statements would be planned again on every call. Joins on the
+    -- batch are hash joins. Room on each page (fillfactor) keeps the status updates on their page.
+    create temp table push_events (like shopsync.push_event)
+    with (fillfactor = 40) on commit delete rows;
+  else
+    execute 'delete from pg_temp.push_events';  -- a second push in the same transaction
+  end if;
+
+  -- The batch (uuid checks inlined: a function call per value costs more than the check).
+  insert into pg_temp.push_events (ord, is_obj, event_id, tbl, op, row_id, base_version, has_base, data,
+                                   client_ts, bad_ts, override, status, reason, message, rnd)
+  select
+    e.ord,
+    jsonb_typeof(e.ev) = 'object',
+    case when length(k.event_id) = 36 and substr(k.event_id, 9, 1) = '-' and substr(k.event_id, 14, 1) = '-'
+      and substr(k.event_id, 19, 1) = '-' and substr(k.event_id, 24, 1) = '-'
+      and k.event_id ~ '^[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+$' then k.event_id::uuid end,
+    e.ev ->> 'table',
+    e.ev ->> 'op',
+    case when length(k.row_id) = 36 and substr(k.row_id, 9, 1) = '-' and substr(k.row_id, 14, 1) = '-'
+      and substr(k.row_id, 19, 1) = '-' and substr(k.row_id, 24, 1) = '-'
+      and k.row_id ~ '^[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+$' then k.row_id::uuid end,
+    case when jsonb_typeof(e.ev -> 'base_version') = 'number' and (e.ev ->> 'base_version') ~ '^\d{1,15}$'
+      then (e.ev ->> 'base_version')::bigint end,
+    coalesce(jsonb_typeof(e.ev -> 'base_version'), 'null') <> 'null',
+    case when jsonb_typeof(d.data) = 'object' then d.data end,
+    least(coalesce(ts.value, now()), now()),
+    coalesce(jsonb_typeof(e.ev -> 'client_ts'), 'null') <> 'null' and ts.value is null,
+    coalesce(e.ev -> 'override' = 'true'::jsonb, false),
+    -- A row larger than sync_max_row_bytes (its data as jsonb, uncompressed) is refused here.
+    case when d.bytes > v_max_row then 'rejected' else 'pending' end,
+    case when d.bytes > v_max_row then 'row_too_large' end,
+    case when d.bytes > v_max_row then
+      format('the row is %s bytes; a row may have at most %s (sync_max_row_bytes)', d.bytes, v_max_row)
+    end,
+    -- Rounds: the k-th event of a row in this batch is applied in round k, so several events for
+    -- one row apply in order while each round stays set-wise.
+    row_number() over (partition by e.ev ->> 'table', e.ev ->> 'row_id' order by e.ord)
+  from jsonb_array_elements(p_events) with ordinality as e (ev, ord)
+  -- The data once per event (each `e.ev -> 'data'` is a copy of it).
+  cross join lateral (select e.ev -> 'data' as data) as d0
+  cross join lateral (select d0.data, pg_column_size(d0.data) as bytes) as d
+  -- uuids in the standard form (hex groups 8-4-4-4-12): hyphens by position and an unbounded
+  -- pattern (a bounded `{8}` costs ~10 µs a value in Postgres's regex engine).
+  cross join lateral (select e.ev ->> 'event_id' as event_id, e.ev ->> 'row_id' as row_id) as k
+  cross join lateral (
+    -- The common form (UTC, a day its month has; 29 February aside) is cast directly; anything else
+    -- is checked by shopsync.try_timestamptz (~80 µs). (The form stopped at day 28: on the 29th to
+    -- 31st of a month every event took the slow check.)
+    select case
+      when e.ev ->> 'client_ts'
+        ~ '^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-((0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$'
+        then (e.ev ->> 'client_ts')::timestamptz
+      else shopsync.try_timestamptz(e.ev ->> 'client_ts')
+    end as value
+    -- (offset 0: computed once per event; flattened, the check and cast ran once per use)
+    offset 0
+  ) as ts;
+
+  -- The planner needs a big batch's statistics, or it may pick nested loops that are quadratic in
+  -- the batch. A small batch needs none (any plan over a few dozen rows is cheap), and ANALYZE costs
+  -- a small push more than the rest of its staging: catalog writes (pg_statistic, pg_class) and
+  -- every cached plan over the table invalidated.
+  if jsonb_array_length(p_events) > 64 then
+    analyze pg_temp.push_events (ord, event_id, tbl, op, row_id, status, rnd, dup_of);
+  end if;
+
+  -- Shape checks that need no table: each first failing rule names the reason.
+  update pg_temp.push_events as e
+  set status = 'rejected',
+      reason = case
+        when not e.is_obj then 'invalid_event'
+        when e.event_id is null then 'invalid_event_id'
+        when e.op is null or e.op not in ('insert', 'update', 'delete') then 'invalid_op'
+        when e.row_id is null then 'invalid_row_id'
+        when e.bad_ts then 'invalid_client_ts'
+        when e.op in ('insert', 'update') and e.data is null then 'invalid_data'
+        when e.op <> 'insert' and e.base_version is null then 'missing_base_version'
+        when e.op = 'insert' and e.has_base and e.base_version is null then 'invalid_base_version'
+      end
+  where not e.is_obj or e.event_id is null or e.op is null or e.op not in ('insert', 'update', 'delete')
+    or e.row_id is null or e.bad_ts or (e.op in ('insert', 'update') and e.data is null)
+    or (e.op <> 'insert' and e.base_version is null) or (e.op = 'insert' and e.has_base and e.base_version is null);
+end;
+$$;
+
 -- 2. Claim (as in 20261202003000_push_at_scale.sql). The insert of the claims says which ones it
 -- took (RETURNING): only the others (an event_id stored before, or claimed by a concurrent push we
 -- waited for) are looked up, so a fresh batch, the common case, skips the lookup statement.
+-- Each claim is written with the result the event gets if it simply applies (`applied`, version 1
+-- for an insert, base_version + 1 otherwise), and the staged event keeps it (`stored`): push_record
+-- rewrites only the results that turned out different, and drops the claims of rejected events.
+-- Nobody reads an uncommitted claim, so a committed claim holds the event's final result as before;
+-- for a batch that applies, the results are written once instead of twice.
 create or replace function shopsync.push_claim(p_shop uuid, p_device_id uuid)
 returns void
 language plpgsql
@@ -40,15 +147,25 @@ begin
   -- The claims not taken: their event_id was claimed already (committed, or by a concurrent push
   -- this insert waited for).
   with taken as (
-    insert into shopsync.push_results (shop_id, event_id, device_id)
-    select p_shop, e.event_id, p_device_id from pg_temp.push_events as e where e.status = 'pending'
+    insert into shopsync.push_results (shop_id, event_id, device_id, result)
+    select p_shop, e.event_id, p_device_id,
+      jsonb_build_object('status', 'applied', 'version', case when e.op = 'insert' then 1 else e.base_version + 1 end)
+    from pg_temp.push_events as e where e.status = 'pending'
     order by e.event_id
     on conflict do nothing
-    returning event_id
+    returning event_id, result
+  ),
+
+  mine as (
+    update pg_temp.push_events as e set stored = t.result
+    from taken as t
+    where e.event_id = t.event_id and e.status = 'pending'
+    returning e.event_id
   )
+
   select array_agg(e.event_id) into v_ids
   from pg_temp.push_events as e
-  where e.status = 'pending' and e.event_id not in (select t.event_id from taken as t);
+  where e.status = 'pending' and e.event_id not in (select m.event_id from mine as m);
   if v_ids is null then
     return;
   end if;
@@ -155,10 +272,12 @@ begin
 end;
 $do$;
 
--- 5. Record (as in 20261202003000_push_at_scale.sql). Each event's answer is built once: the result
--- stored for an applied, merged or conflict event is its answer, so one statement builds the
--- answers, stores those results (by the batch's keys) and counts; the old form built the stored
--- results and the answers separately (a jsonb object of the batch, then the array).
+-- 5. Record (as in 20261202003000_push_at_scale.sql). One statement builds each event's answer once,
+-- rewrites the stored results that differ from what the claim holds (push_claim wrote the result of
+-- an event that simply applies) and counts; the old form built every result (a jsonb object of the
+-- batch), updated every claim with it, then built the answers again. A stored result holds the
+-- answer's status, version and, when any is set, reason, server_row and message (its event_id is
+-- the row's key); a replay's answer is built from it with every key.
 create or replace function shopsync.push_record(p_shop uuid, p_device_id uuid, p_events jsonb)
 returns jsonb
 language plpgsql
@@ -180,32 +299,42 @@ begin
   where e.status in ('pending', 'go', 'go_merge', 'go_partial', 'stale');
 
   with own as materialized (
-    -- The answer of each event that is not a duplicate (the stored result, for those that keep one).
+    -- The answer of each event that is not a duplicate, and the result to store for those that
+    -- keep one (applied, merged, conflict) where the claim holds another.
     select e.ord, e.event_id, e.status,
       jsonb_build_object('event_id', coalesce(to_jsonb(e.event_id), p_events -> (e.ord::int - 1) -> 'event_id'),
         'status', e.status, 'version', e.version, 'reason', e.reason,
-        'server_row', e.server_row, 'message', e.message) as answer
+        'server_row', e.server_row, 'message', e.message) as answer,
+      case when e.status in ('applied', 'merged', 'conflict') then
+        case when e.reason is null and e.server_row is null and e.message is null
+          then jsonb_build_object('status', e.status, 'version', e.version)
+          else jsonb_build_object('status', e.status, 'version', e.version, 'reason', e.reason,
+            'server_row', e.server_row, 'message', e.message)
+        end
+      end as result,
+      e.stored
     from pg_temp.push_events as e
     where e.dup_of is null and e.status <> 'duplicate'
   ),
 
   stored as (
     -- Read by the batch's (shop, event_id) keys, one at a time: never the shop's claims.
-    update shopsync.push_results as r set result = o.answer
+    update shopsync.push_results as r set result = o.result
     from own as o
     where r.ctid = any(array(
         select (select x.ctid from shopsync.push_results as x where x.shop_id = p_shop and x.event_id = k.event_id)
-        from own as k where k.status in ('applied', 'merged', 'conflict')
+        from own as k where k.result is distinct from k.stored and k.result is not null
       ))
-      and r.event_id = o.event_id and o.status in ('applied', 'merged', 'conflict')
+      and r.event_id = o.event_id and o.result is distinct from o.stored and o.result is not null
   )
 
   select
     coalesce(jsonb_agg(
       case
         when e.status = 'duplicate' then
-          coalesce(e.stored, '{}'::jsonb) || jsonb_build_object(
-            'event_id', e.event_id, 'status', 'duplicate', 'original_status', e.stored ->> 'status')
+          jsonb_build_object('event_id', e.event_id, 'status', 'duplicate', 'original_status', e.stored ->> 'status',
+            'version', e.stored -> 'version', 'reason', e.stored -> 'reason', 'server_row', e.stored -> 'server_row',
+            'message', e.stored -> 'message')
         when e.status = 'dup_batch' then
           case when f.status in ('applied', 'merged', 'conflict', 'duplicate') then
             jsonb_build_object('event_id', e.event_id, 'status', 'duplicate',
@@ -229,14 +358,17 @@ begin
   left join own as o on o.ord = e.ord
   left join pg_temp.push_events as f on f.ord = e.dup_of;
 
-  -- After the results: a claim that now holds one is never dropped.
+  -- The claims of rejected events: those this push took (they hold what push_claim wrote, which the
+  -- staged event kept), and claims without a result; never another push's result.
   if v_dropped_ids is not null then
     delete from shopsync.push_results as r
+    using pg_temp.push_events as e
     where r.ctid = any(array(
         select (select x.ctid from shopsync.push_results as x where x.shop_id = p_shop and x.event_id = k.event_id)
         from unnest(v_dropped_ids) as k (event_id)
       ))
-      and r.result is null;
+      and e.event_id = r.event_id and e.status = 'rejected' and e.dup_of is null
+      and (r.result is null or r.result = e.stored);
   end if;
 
   insert into shopsync.push_stats as s (shop_id, device_id, day, pushes, applied, merged, conflicts, rejected, duplicates)
@@ -249,5 +381,73 @@ begin
 
   select c.last_seq into v_cursor from shopsync.shop_cursor as c where c.shop_id = p_shop;
   return jsonb_build_object('results', v_results, 'cursor', v_cursor);
+end;
+$$;
+
+-- 4a. Classify (as in 20261202003000_push_at_scale.sql), in one statement: the group's rows are
+-- locked (in key order) and read by the batch's keys, and each event classified against them, where
+-- three statements did it (lock, read into the batch, classify): one dynamic statement fewer to plan
+-- per table and call, and one rewrite fewer of each staged event.
+create or replace function shopsync.push_classify(p_shop uuid, p_table text, p_round int)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_stale bigint;
+  v_ids uuid[];
+begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  -- The group's row ids: the table is read by these keys only (an index condition, whatever the
+  -- statistics say).
+  select array_agg(p.row_id order by p.row_id) into v_ids from pg_temp.push_events as p
+  where p.tbl = p_table and p.rnd = p_round and p.status = 'pending';
+  if v_ids is null then
+    return 0;
+  end if;
+  -- Current state of the rows, locked (in key order); classified against the current version; the
+  -- answer is how many are stale.
+  execute format($q$
+    with cur as materialized (
+      select x.id, x.version, x.shop_id, x.deleted_at from public.%1$I as x
+      where x.id = any($3) order by x.id for update
+    ),
+
+    classified as (
+      update pg_temp.push_events as e
+      set cur_version = c.version, cur_shop = c.shop_id,
+          cur_deleted = case when c.id is not null then c.deleted_at is not null end,
+          status = case
+            when e.op = 'insert' and c.version is not null then 'conflict'
+            when e.op = 'insert' then 'go'
+            when c.version is null or c.shop_id <> $4 then 'rejected'
+            when c.deleted_at is not null then 'conflict'
+            when e.base_version > c.version then 'rejected'
+            when e.base_version = c.version then 'go'
+            else 'stale'
+          end,
+          reason = case
+            when e.op = 'insert' and c.version is not null then 'id_exists'
+            when e.op = 'insert' then null
+            when c.version is null or c.shop_id <> $4 then 'not_found'
+            when c.deleted_at is not null then 'row_deleted'
+            when e.base_version > c.version then 'invalid_base_version'
+          end,
+          message = case
+            when e.op <> 'insert' and (c.version is null or c.shop_id <> $4)
+              then format('%%s has no row %%s', e.tbl, e.row_id)
+            when e.op <> 'insert' and c.deleted_at is null and e.base_version > c.version
+              then format('base_version %%s is ahead of the server''s %%s', e.base_version, c.version)
+          end
+      from pg_temp.push_events as e2
+      left join cur as c on c.id = e2.row_id
+      where e2.ord = e.ord and e2.tbl = $1 and e2.rnd = $2 and e2.status = 'pending'
+        and e.tbl = $1 and e.rnd = $2 and e.status = 'pending'
+      returning e.status
+    )
+
+    select count(*) from classified where classified.status = 'stale'
+  $q$, p_table) into v_stale using p_table, p_round, v_ids, p_shop;
+  return v_stale;
 end;
 $$;
