@@ -185,7 +185,8 @@ $$;
 -- 3. Validate (as in 20261202003000_push_at_scale.sql), now wholly static: the function is created
 -- here with the value checks' text inlined (as invoice_lines_valid is), so the column and value
 -- query is planned once per backend instead of parsed and planned on every call (EXECUTE: ~1 ms of a
--- sale's push). Same rules, same answers.
+-- sale's push), and the tables' columns are read in it (shopsync.table_columns was called, and its
+-- query planned, once per table). Same rules, same answers.
 do $do$
 begin
   execute replace(
@@ -220,10 +221,20 @@ begin
 
       -- Columns and values, checked against the catalog (the value check inlined: see
       -- shopsync.value_check_sql).
+      -- The columns of the batch's tables (as shopsync.table_columns reads them; inlined, so the
+      -- catalog query is planned with this one, once per backend, not once per table and call).
       with cols as (
-        select st.table_name, c.*
+        select
+          st.table_name,
+          a.attname::text as column_name,
+          pg_catalog.format_type(a.atttypid, a.atttypmod) as column_type,
+          a.attnotnull as not_null,
+          d.adbin is not null as has_default,
+          a.attname = any (shopsync.system_columns()) as is_system
         from shopsync.synced_tables as st
-        cross join lateral shopsync.table_columns(st.table_name) as c
+        inner join pg_catalog.pg_attribute as a
+          on a.attrelid = ('public.' || quote_ident(st.table_name))::regclass and a.attnum > 0 and not a.attisdropped
+        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
         where st.table_name in (select distinct x.tbl from pg_temp.push_events as x where x.status = 'pending')
       ),
 
@@ -271,6 +282,45 @@ begin
     '{value_check}', shopsync.value_check_sql('kv.value', 'c.column_type'));
 end;
 $do$;
+
+-- Scope (as in 20261201003000_insiders_fair_use.sql), in one statement for all the batch's tables:
+-- the per-table existence checks are the branches of one query, planned once per call instead of once
+-- per table (a sale names four tables). Same answers.
+create or replace function shopsync.push_scope(p_shop uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_branches text;
+begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  select string_agg(format($q$
+      select e.ord from pg_temp.push_events as e
+      where e.tbl = %1$L and e.status = 'pending'
+        and exists (select from public.%1$I as x where x.id = e.row_id and x.shop_id <> $1)
+    $q$, t.tbl), ' union all ' order by t.tbl)
+  into v_branches
+  from (
+    select distinct e.tbl from pg_temp.push_events as e
+    inner join shopsync.synced_tables as st on st.table_name = e.tbl
+    where e.status = 'pending'
+  ) as t;
+  if v_branches is null then
+    return;
+  end if;
+  -- The same answer as for a free id (update, delete); an insert cannot take the id.
+  execute format($q$
+    update pg_temp.push_events as e
+    set status = 'rejected',
+        reason = case when e.op = 'insert' then 'id_unavailable' else 'not_found' end,
+        message = case when e.op = 'insert'
+          then format('%%s: id %%s is unavailable; insert the row under a new id', e.tbl, e.row_id)
+          else format('%%s has no row %%s', e.tbl, e.row_id) end
+    where e.ord in (%s)
+  $q$, v_branches) using p_shop;
+end;
+$$;
 
 -- 5. Record (as in 20261202003000_push_at_scale.sql). One statement builds each event's answer once,
 -- rewrites the stored results that differ from what the claim holds (push_claim wrote the result of
