@@ -33,6 +33,7 @@ def main() -> int:
         c = b.conn
         c.execute("create extension if not exists pg_stat_statements with schema extensions")
         c.execute("alter system set pg_stat_statements.track = 'all'")
+        c.execute("alter system set pg_stat_statements.track_planning = on")
         c.execute("select pg_reload_conf()")
         try:
             with run.raised_limits(c):
@@ -57,18 +58,25 @@ def main() -> int:
                 r = client.push()
                 total = time.perf_counter() - t0
                 rows = c.execute(
-                    "select calls, round(total_exec_time::numeric, 1), round((total_exec_time / calls)::numeric, 3),"
+                    "select calls, round(total_exec_time::numeric, 1), round((total_exec_time / greatest(calls, 1))::numeric, 3),"
                     " rows, regexp_replace(left(query, 160), '\\s+', ' ', 'g')"
                     " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'"
                     " order by total_exec_time desc limit %s", (args.top,)).fetchall()
+                # Planning of the statements inside the push (track_planning counts nested plans too).
+                plans = c.execute(
+                    "select coalesce(sum(total_plan_time), 0)::float8, coalesce(sum(plans), 0)::float8"
+                    " from extensions.pg_stat_statements where query not ilike '%%pg_stat_statements%%'").fetchone()
         finally:
             c.execute("alter system reset pg_stat_statements.track")
+            c.execute("alter system reset pg_stat_statements.track_planning")
             c.execute("select pg_reload_conf()")
     n = args.events
     print(f"{n} events, batch {args.batch}: {total:.2f}s = {n / total:,.0f} events/s; applied {r.applied},"
           f" errors {len(r.errors)}")
     print(f"  in RPC calls (HTTP + gateway + Postgres): {rpc_time[0]:.2f}s;"
           f" client-side (outbox read, JSON, applying results): {total - rpc_time[0]:.2f}s")
+    calls_n = -(-n // args.batch)
+    print(f"  planning of all statements: {plans[0] / calls_n:.2f} ms per call ({plans[1] / calls_n:.0f} plans per call)")
     print(f"\ntop statements by total time (ms), track = all:\n{'calls':>7} {'total':>9} {'mean':>8} {'rows':>8}  query")
     for calls, tot, mean, nrows, q in rows:
         print(f"{calls:>7} {tot:>9} {mean:>8} {nrows:>8}  {q}")

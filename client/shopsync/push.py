@@ -7,6 +7,7 @@ device's file goes through the store (:class:`~shopsync.store.LocalStore`).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -48,7 +49,7 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
         # An event holding text Postgres cannot take (NUL, a lone surrogate: queued by an older
         # client) would make the server refuse the whole body, for good: it is rejected here instead.
         events = [e.to_event() for e in entries]
-        poison = {i: why for i, ev in enumerate(events) if (why := unsendable(ev)) is not None}
+        poison = _poison(events)
         sent = [e for i, e in enumerate(entries) if i not in poison]
         try:
             results: list[dict[str, Any]] = []
@@ -74,6 +75,24 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
         with store.transaction():
             _apply_results(store, entries, results, result)
         after = entries[-1].seq
+
+
+def _poison(events: list[dict[str, Any]]) -> dict[int, str]:
+    """The events that cannot be sent, by index, with the reason (see ``unsendable``).
+
+    The whole batch is checked at once first: JSON text with no NaN or infinity, encodable as UTF-8
+    (no lone surrogate) and without the escape JSON writes a NUL as is what nearly every batch is,
+    and one ``json.dumps`` costs far less than walking every value in Python. Anything else (a NUL,
+    a literal backslash-u0000 in some text, a value JSON cannot hold) is checked event by event."""
+    try:
+        text = json.dumps(events, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        pass
+    else:
+        if "\\u0000" not in text:
+            return {}
+    return {i: why for i, ev in enumerate(events) if (why := unsendable(ev)) is not None}
 
 
 def _apply_results(store: LocalStore, entries: list[OutboxEntry], results: list[dict[str, Any]],
