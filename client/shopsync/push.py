@@ -41,9 +41,10 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
     Returns the whole-call failure that stopped the push (also appended to ``result.errors``), or None.
     """
     after = 0
+    size = batch_size
     while True:
         with store.transaction():
-            entries = store.outbox.batch(batch_size, after)
+            entries = store.outbox.batch(size, after)
         if not entries:
             return None
         # An event holding text Postgres cannot take (NUL, a lone surrogate: queued by an older
@@ -65,6 +66,21 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
                             "message": poison[i], "version": None, "server_row": None}
                            if i in poison else next(answered) for i, e in enumerate(entries)]
         except ShopSyncError as exc:
+            if too_large(exc):
+                if len(sent) > 1:  # the body is over the server's limit: the same events, half as many a call
+                    size = max(1, len(entries) // 2)
+                    continue
+                # One event alone is over the limit: no call can ever carry it. It is rejected here
+                # (the row stays shown, failed, as for any rejection) and the rest goes on.
+                results = [{"event_id": e.event_id, "status": "rejected",
+                            "reason": "invalid_value" if i in poison else "payload_too_large",
+                            "message": poison[i] if i in poison else
+                            f"this event alone is larger than the server takes in one call ({exc.message})",
+                            "version": None, "server_row": None} for i, e in enumerate(entries)]
+                with store.transaction():
+                    _apply_results(store, entries, results, result)
+                after = entries[-1].seq
+                continue
             # push_in_progress (another push of this device still running) is retried at once.
             limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
             retry_at = rate_window_end(exc.hint) if limited else None
@@ -75,6 +91,15 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
         with store.transaction():
             _apply_results(store, entries, results, result)
         after = entries[-1].seq
+
+
+def too_large(exc: ShopSyncError) -> bool:
+    """Did the server refuse the call as too big: a body over the limit (HTTP 413; the local
+    gateway answers ``REQUEST_TOO_LARGE``, PostgREST ``PGRST413``, other proxies only say so in
+    the message) or more events than a push takes (``batch_too_large``)?"""
+    if exc.reason == "batch_too_large" or exc.status == 413 or exc.code in ("REQUEST_TOO_LARGE", "PGRST413"):
+        return True
+    return exc.reason is None and "too large" in (exc.message or "").lower()
 
 
 def _poison(events: list[dict[str, Any]]) -> dict[int, str]:

@@ -443,3 +443,38 @@ def test_a_device_the_server_forgot_registers_again_and_loses_nothing(make_devic
     refused = a1.client.sync()
     assert [e.reason for e in refused.errors] == ["device_revoked"]
     assert a1.client.status().pending_uploads == 1
+
+
+def test_a_batch_bigger_than_the_server_takes_is_split_not_wedged(make_device: Any, sql: Any) -> None:
+    """A client configured with batches the server refuses (more events than push_max_events)
+    used to fail the same call at every sync, for good: the batch is halved until it goes."""
+    (old,) = sql("select value::text from shopsync.config where key = 'push_max_events'")[0]
+    sql("update shopsync.config set value = '2' where key = 'push_max_events'")
+    try:
+        a1 = make_device("a1", batch_size=5)
+        rows = [a1.store.insert("customers", {"name": f"Split {i}"}) for i in range(5)]
+        r = a1.client.sync()
+    finally:
+        sql("update shopsync.config set value = %s::jsonb where key = 'push_max_events'", (old,))
+    assert r.ok and r.pushed == 5 and r.applied == 5, r
+    assert all(a1.store.get("customers", x["id"])["sync_state"] == "synced" for x in rows)
+
+
+def test_an_event_bigger_than_any_call_is_rejected_and_the_rest_goes_on(make_device: Any, sql: Any) -> None:
+    """One event over the server's body limit (the local gateway takes 8 MiB) could never be sent:
+    it used to fail every push, and every event queued behind it waited for good. It is rejected on
+    the device (payload_too_large, the row stays shown, failed) and the others reach the server."""
+    a1 = make_device("a1", batch_size=500)
+    before = a1.store.insert("customers", {"name": "Queued before"})
+    huge = a1.store.insert("customers", {"name": "Huge", "notes": "x" * (9 << 20)})
+    after = a1.store.insert("customers", {"name": "Queued after"})
+    r = a1.client.sync()
+    assert r.ok and a1.client.status().pending_uploads == 0, r
+    for row in (before, after):
+        assert a1.store.get("customers", row["id"])["sync_state"] == "synced"
+    if sql("select count(*) from public.customers where id = %s", (huge["id"],)) == [(0,)]:  # over the limit
+        assert [x.reason for x in r.rejections] == ["payload_too_large"] and r.applied == 2
+        got = a1.store.get("customers", huge["id"])
+        assert got["sync_state"] == "failed" and got["last_error"].startswith("payload_too_large")
+    else:  # a server without such a limit took it
+        assert r.applied == 3
