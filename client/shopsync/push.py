@@ -62,9 +62,8 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
                     raise ProtocolError(f"sync_push answered {len(results)} results for {len(sent)} events")
             if poison:
                 answered = iter(results)
-                results = [{"event_id": e.event_id, "status": "rejected", "reason": "invalid_value",
-                            "message": poison[i], "version": None, "server_row": None}
-                           if i in poison else next(answered) for i, e in enumerate(entries)]
+                results = [_rejected(e, "invalid_value", poison[i]) if i in poison else next(answered)
+                           for i, e in enumerate(entries)]
         except ShopSyncError as exc:
             if too_large(exc):
                 if len(sent) > 1:  # the body is over the server's limit: the same events, half as many a call
@@ -72,11 +71,9 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
                     continue
                 # One event alone is over the limit: no call can ever carry it. It is rejected here
                 # (the row stays shown, failed, as for any rejection) and the rest goes on.
-                results = [{"event_id": e.event_id, "status": "rejected",
-                            "reason": "invalid_value" if i in poison else "payload_too_large",
-                            "message": poison[i] if i in poison else
-                            f"this event alone is larger than the server takes in one call ({exc.message})",
-                            "version": None, "server_row": None} for i, e in enumerate(entries)]
+                results = [_rejected(e, "invalid_value", poison[i]) if i in poison else _rejected(
+                    e, "payload_too_large", f"this event alone is larger than the server takes in one call ({exc.message})")
+                    for i, e in enumerate(entries)]
                 with store.transaction():
                     _apply_results(store, entries, results, result)
                 after = entries[-1].seq
@@ -91,6 +88,12 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
         with store.transaction():
             _apply_results(store, entries, results, result)
         after = entries[-1].seq
+
+
+def _rejected(entry: OutboxEntry, reason: str, message: str) -> dict[str, Any]:
+    """A rejection decided on the device, in the shape of a server result."""
+    return {"event_id": entry.event_id, "status": "rejected", "reason": reason, "message": message,
+            "version": None, "server_row": None}
 
 
 def too_large(exc: ShopSyncError) -> bool:

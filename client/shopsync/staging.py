@@ -264,10 +264,7 @@ class PullStage:
                          (table, id_list))
         # Rows with queued events or an open conflict: the server row becomes their base, the local
         # values stay on top (few rows; the per-row path, in pull order).
-        local = {r[0] for r in conn.execute(
-            "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
-            " union select row_id from _conflicts where table_name = ? and resolved_at is null"
-            " and row_id in (select value from json_each(?))", (table, id_list, table, id_list))}
+        local = store.rows_with_local_changes(table, ids)
         if local:
             for g_cols, g_rows in groups:
                 at = g_cols.index("id")
@@ -288,10 +285,7 @@ class PullStage:
             at = g_cols.index("id")
             conn.executemany(
                 f"insert into {target} ({listed}, sync_state, last_error) values ({values}, 'synced', null)"
-                f" on conflict (id) do update set {sets}, sync_state = 'synced', last_error = null"
-                f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
-                f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')",
-                [r for r in g_rows if r[at] not in local] if local else g_rows)
+                + _pulled_row_wins(target, sets), [r for r in g_rows if r[at] not in local] if local else g_rows)
         return len(ids)
 
     def merge(self, store: LocalStore) -> None:
@@ -334,12 +328,18 @@ class PullStage:
             sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != "id")
             conn.execute(
                 f"insert into {target} ({cols}, sync_state, last_error) select {cols}, 'synced', null from {stage}"
-                f" where id not in {local} order by rowid"
-                f" on conflict (id) do update set {sets}, sync_state = 'synced', last_error = null"
-                f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
-                f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')", (table, table))
+                f" where id not in {local} order by rowid" + _pulled_row_wins(target, sets), (table, table))
             conn.execute(f"delete from {stage}")
         self.set_cursor(None)
+
+
+def _pulled_row_wins(target: str, sets: str) -> str:
+    """The upsert clause of a pulled row: it replaces what the device holds (``sets``), synced,
+    except a newer server version, or a rejected edit at this version (it stays visible, failed,
+    until the server has news)."""
+    return (f" on conflict (id) do update set {sets}, sync_state = 'synced', last_error = null"
+            f" where {target}.version is null or excluded.version is null or excluded.version > {target}.version"
+            f" or (excluded.version = {target}.version and {target}.sync_state <> 'failed')")
 
 
 #: What converting a wire value can raise: the row is unreadable, the rest of the page applies.

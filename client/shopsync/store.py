@@ -7,7 +7,6 @@ grow additively when the server's schema version rises.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 from . import invoice
 from .bases import BASES_DDL, Bases
-from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS, row_hasher, sqlite_canonical_sql
+from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS, hash_canonical, row_hasher, sqlite_canonical_sql
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -289,11 +288,13 @@ class LocalStore:
                 return None
             return dict(zip([d[0] for d in cur.description], r, strict=True))
 
-    def stored_rows(self, table: str) -> list[dict[str, Any]]:
-        """Every row of ``table`` in stored form (tombstones and local columns included)."""
+    def stored_rows(self, table: str, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Every row of ``table`` (given ``ids``: those rows) in stored form (tombstones and local
+        columns included)."""
         self.table(table)
         with self._lock:
-            cur = self._conn.execute(f"select * from {_q(table)}")
+            cur = (self._conn.execute(f"select * from {_q(table)}") if ids is None else self._conn.execute(
+                f"select * from {_q(table)} where id in (select value from json_each(?))", (json.dumps(list(ids)),)))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -349,21 +350,12 @@ class LocalStore:
         counted: absent, deleted, unreadable)."""
         spec = self.table(table)
         columns = [c.name for c in spec.columns]
-        doc = json.loads(self.get_meta("unreadable_rows", "{}") or "{}")
-        skip = {str(r) for r in doc.get(table, ())} if isinstance(doc, dict) else set()
+        skip = set(self.unreadable_rows().get(table, ()))
         out: dict[str, tuple[str, int]] = {str(i): ("0", 0) for i in ids}
-        md5, from_bytes = hashlib.md5, int.from_bytes
-        with self._lock:  # (by id: ``+`` keeps SQLite off the sync_state index, which walks every synced row)
-            rows = self._conn.execute(
-                f"select t.id, {sqlite_canonical_sql(spec, columns)} from {_q(table)} as t"
-                " where +t.sync_state = 'synced' and t.deleted_at is null"
-                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
-                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
-                " and t.id not in (select value from json_each(?)) and t.id in (select value from json_each(?))",
-                (table, table, json.dumps(sorted(skip)), json.dumps(list(out)))).fetchall()
+        with self._lock:
+            rows = self._synced_rows(table, sqlite_canonical_sql(spec, columns), skip, only=list(out)).fetchall()
         for row_id, text in rows:
-            out[str(row_id)] = ("h", from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
-                                                signed=True))
+            out[str(row_id)] = ("h", hash_canonical(text))
         hasher = None
         for base, row_id in self.unsettled_rows(table, only=list(out)):
             if base is None:
@@ -499,22 +491,34 @@ class LocalStore:
         on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
         (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
         and the rows' texts are hashed as they stream (never all in memory). One statement."""
-        self.table(table)
-        md5, from_bytes = hashlib.md5, int.from_bytes
         count = total = 0
         with self._lock:
-            rows = self._conn.execute(
-                f"select {canonical_sql} from {_q(table)} as t"
-                " where t.sync_state = 'synced' and t.deleted_at is null"
-                " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
-                " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
-                " and t.id not in (select value from json_each(?))",
-                (table, table, json.dumps(sorted(set(skip)))))
-            for (text,) in rows:
+            for _, text in self._synced_rows(table, canonical_sql, skip):
                 count += 1
-                total += from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
-                                    signed=True)
+                total += hash_canonical(text)
         return count, total
+
+    def _synced_rows(self, table: str, canonical_sql: str, skip: Iterable[str],
+                     only: Sequence[str] | None = None) -> sqlite3.Cursor:
+        """(id, canonical text) of the rows the verified checksum counts as synced: synced, live, no
+        local values on top, not in ``skip``; given ``only``, those rows alone, looked up by id
+        (``+`` keeps SQLite off the sync_state index, which would walk every synced row)."""
+        self.table(table)
+        state = "t.sync_state" if only is None else "+t.sync_state"
+        return self._conn.execute(
+            f"select t.id, {canonical_sql} from {_q(table)} as t"
+            f" where {state} = 'synced' and t.deleted_at is null"
+            " and t.id not in (select o.row_id from _outbox as o where o.table_name = ?)"
+            " and t.id not in (select c.row_id from _conflicts as c where c.table_name = ? and c.resolved_at is null)"
+            " and t.id not in (select value from json_each(?))"
+            + ("" if only is None else " and t.id in (select value from json_each(?))"),
+            (table, table, json.dumps(sorted(set(skip))), *(() if only is None else (json.dumps(list(only)),))))
+
+    def unreadable_rows(self) -> dict[str, list[str]]:
+        """Rows this device could not read (skipped by a pull or a repair; see UnreadableRow), per
+        table, as kept in the file (meta ``unreadable_rows``)."""
+        doc = json.loads(self.get_meta("unreadable_rows", "{}") or "{}")
+        return {str(k): [str(r) for r in v] for k, v in doc.items()} if isinstance(doc, dict) else {}
 
     def unsettled_rows(self, table: str, only: Sequence[str] | None = None) -> list[tuple[dict[str, Any] | None, str]]:
         """The rest of what :meth:`synced_row_hashes` leaves out: rows with local values on top (queued
@@ -576,7 +580,7 @@ class LocalStore:
                     break
                 after = chunk[-1][0]
                 ids = [row_id for row_id, _ in chunk]
-                local = {r["id"]: r for r in self.stored_rows_by_id(table, ids)}
+                local = {r["id"]: r for r in self.stored_rows(table, ids)}
                 busy = self.rows_with_local_changes(table, ids)
                 for row_id, server in chunk:
                     fixed += self._repair_row(table, names, row_id, server, local.get(row_id), row_id in busy)
@@ -617,15 +621,6 @@ class LocalStore:
             self.write_row(table, {**{c: server.get(c) for c in names}, "sync_state": "synced", "last_error": None})
             return 1
         return 0
-
-    def stored_rows_by_id(self, table: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """The rows of ``table`` with these ids, in stored form (tombstones and local columns included)."""
-        self.table(table)
-        with self._lock:
-            cur = self._conn.execute(f"select * from {_q(table)} where id in (select value from json_each(?))",
-                                     (json.dumps(list(ids)),))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def forget_synced_rows(self) -> None:
         """Drop synced and failed rows, keep every row with queued events or an open conflict (and

@@ -197,10 +197,9 @@ class Verifier:
         return TableChecksum(count, checksum_hex(total))
 
     def _unreadable(self) -> dict[str, list[str]]:
-        """Rows this device could not read (skipped by a pull or a repair; see UnreadableRow): it
-        cannot hold them, so they are named to the server like unvouched rows. Kept in the file."""
-        doc = json.loads(self.store.get_meta("unreadable_rows", "{}") or "{}")
-        return {str(k): [str(r) for r in v] for k, v in doc.items()} if isinstance(doc, dict) else {}
+        """Rows this device could not read: it cannot hold them, so they are named to the server
+        like unvouched rows (store.unreadable_rows)."""
+        return self.store.unreadable_rows()
 
     def remember_unreadable(self, rows: list[UnreadableRow]) -> None:
         if not rows:
