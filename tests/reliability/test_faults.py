@@ -275,10 +275,17 @@ def test_postgres_restarted_under_a_push_fails_it_whole_and_the_next_sync_conver
     assert not failed.ok and all(isinstance(e, TransportError) for e in failed.errors), failed.errors
     assert [e.event_id for e in store.outbox.all()] == queued  # intact
     with psycopg.connect(client_stack.db_url, autocommit=True) as conn:
-        assert conn.execute("select count(*) from shopsync.push_results where shop_id = %s",
-                            (tenant.shop_id,)).fetchone() == (0,)  # the failed call left nothing
+        # Whole or nothing. Usually the restart kills the push before it commits, but the fast
+        # shutdown ends the lock holder first: the push may get the lock, run and commit before its
+        # own signal lands, and only the answer is lost (seen once in CI). Either way the outbox
+        # keeps the events and the next sync applies them once.
+        [(stored,)] = conn.execute("select count(*) from shopsync.push_results where shop_id = %s",
+                                   (tenant.shop_id,)).fetchall()
+        [(written,)] = conn.execute("select count(*) from public.customers where shop_id = %s and name like 'restart %%'",
+                                    (tenant.shop_id,)).fetchall()
+        assert (stored, written) in ((0, 0), (5, 5)), (stored, written)
         done = client.sync()
-        assert done.ok and done.applied == 5 and done.duplicates == 0, done
+        assert done.ok and (done.applied, done.duplicates) == ((5, 0) if stored == 0 else (0, 5)), done
         assert local_customers(store) == customers(conn, tenant.shop_id)
         assert all(store.get("customers", r["id"])["version"] == 1 for r in rows)
         versions_are_contiguous(conn, tenant.shop_id)
