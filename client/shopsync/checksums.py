@@ -193,12 +193,14 @@ def _sqlite_column(column: ColumnSpec, ref: str) -> str:
         return ref
     if kind == "boolean":
         return f"(case when {ref} is null then null when {ref} then 'true' else 'false' end)"
+    # NULL prints as nothing, as the Python functions render it, without calling them.
     if kind in ("numeric", "real", "json"):  # rendered by the Python functions above
-        return f"shopsync_{kind}({ref})"
+        return f"iif({ref} is null, null, shopsync_{kind}({ref}))"
     if kind == "date":
         return f"substr({ref}, 1, 10)"
     if kind == "timestamp":
-        return f"iif(length({ref}) = 27 and substr({ref}, 27) = 'Z', {ref}, shopsync_timestamp({ref}))"
+        return (f"iif({ref} is null or (length({ref}) = 27 and substr({ref}, 27) = 'Z'), {ref},"
+                f" shopsync_timestamp({ref}))")
     if column.type == "uuid":
         return ref
     # (text columns have TEXT affinity: SQLite keeps what is written to them as text)

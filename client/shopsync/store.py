@@ -30,6 +30,9 @@ from .watch import ALL_ROWS, ChangeFeed, Changes
 
 #: A table with more rows than this written since the last check is hashed whole at the next.
 _TRACK_MAX = 1000
+#: Meta keys read without the store's lock once read (they change only through set_meta).
+_CACHED_META = frozenset({"device_id", "device_secret"})
+_UNCACHED: Any = object()
 #: A repair holds this many fetched server rows in memory at a time (the rest wait in the file).
 _REPAIR_CHUNK = 1000
 #: Server rows a repair has fetched, until it applies them (see LocalStore.apply_repair).
@@ -83,6 +86,9 @@ class LocalStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
+        # The device's identity as committed (device_id, device_secret): read on every RPC, from
+        # the pull's prefetch thread too, which must not wait for a page's transaction to end.
+        self._meta_cache: dict[str, str | None] = {}
         self._listeners: list[Callable[[], None]] = []
         self._writes: dict[str, int] = {}  # per table: writes by this connection (see write_marker)
         # Per table, since the last check (track_changes): what each row written since counted for
@@ -176,12 +182,20 @@ class LocalStore:
 
     # -- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
+        cached = self._meta_cache.get(key, _UNCACHED) if key in _CACHED_META else _UNCACHED
+        if cached is not _UNCACHED:
+            return cached if cached is not None else default
         with self._lock:
             row = self._conn.execute("select value from _meta where key = ?", (key,)).fetchone()
-        return row[0] if row and row[0] is not None else default
+            value = row[0] if row else None
+            if key in _CACHED_META and not self._depth:  # committed: what every thread may see
+                self._meta_cache[key] = value
+        return value if value is not None else default
 
     def set_meta(self, key: str, value: str | int | None) -> None:
         with self.transaction():
+            if key in _CACHED_META:
+                self._meta_cache.pop(key, None)
             self._conn.execute(
                 "insert into _meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
                 (key, None if value is None else str(value)),

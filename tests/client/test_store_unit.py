@@ -32,6 +32,53 @@ def test_meta_round_trips_and_a_new_store_has_a_device_id_and_cursor_0(fresh_sto
     assert fresh_store.get_meta("last_error", "none") == "none"
 
 
+def test_the_device_identity_is_read_while_another_thread_holds_a_transaction(fresh_store: LocalStore) -> None:
+    """The pull's prefetch thread names the device and sends its secret while the main thread
+    writes a page: those reads must not wait for the page's transaction (they once did, and the
+    next page was only asked for after the previous one was written)."""
+    import threading
+
+    fresh_store.set_device_secret("s1")
+    assert fresh_store.device_secret == "s1"
+    device = fresh_store.device_id
+    inside, release, read = threading.Event(), threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def writer() -> None:
+        with fresh_store.transaction():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert inside.wait(10)
+
+    def reader() -> None:
+        seen.extend([fresh_store.device_id, fresh_store.device_secret])
+        read.set()
+
+    threading.Thread(target=reader).start()
+    try:
+        assert read.wait(10), "reading the device's identity waited for another thread's transaction"
+    finally:
+        release.set()
+        t.join(10)
+    assert seen == [device, "s1"]
+
+
+def test_a_secret_set_in_a_rolled_back_transaction_is_not_used(fresh_store: LocalStore) -> None:
+    fresh_store.set_device_secret("old")
+    assert fresh_store.device_secret == "old"
+    with pytest.raises(RuntimeError):
+        with fresh_store.transaction():
+            fresh_store.set_device_secret("new")
+            assert fresh_store.device_secret == "new"  # this transaction sees its own write
+            raise RuntimeError("rolled back")
+    assert fresh_store.device_secret == "old"
+    fresh_store.set_device_secret("rotated")
+    assert fresh_store.device_secret == "rotated"
+
+
 def test_the_schema_is_cached_in_the_file(tmp_path: Any, schema_fixture: dict[str, Any]) -> None:
     LocalStore(tmp_path / "a.db", schema=schema_fixture).close()
     again = LocalStore(tmp_path / "a.db")
