@@ -26,6 +26,8 @@ __all__ = ["Puller", "apply_changes", "needs_schema", "PULL_RPC"]
 
 #: The RPC the client pulls with (``sync_pull`` is v1: pages cut at a row count).
 PULL_RPC = "sync_pull_v2"
+#: A pull asks for a WAL checkpoint (on another thread) after about this many committed changes.
+_CHECKPOINT_ROWS = 8000
 
 
 class Puller:
@@ -78,20 +80,32 @@ class Puller:
         # being fetched: the server's work and the local writes overlap. A prefetched page is used
         # only if it was asked for where the store stands now.
         prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-pull")
+        # The WAL is checkpointed on another thread, never inside a page's commit (store.checkpoints_aside).
+        aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-checkpoint")
         try:
-            self._pull_pages(result, prefetch)
+            with self.store.checkpoints_aside() as checkpoint:
+                pending: list[Future[None]] = []
+
+                def checkpoint_soon() -> None:
+                    if not pending or pending[-1].done():
+                        pending.append(aside.submit(checkpoint))
+
+                self._pull_pages(result, prefetch, checkpoint_soon)
+                checkpoint_soon()
         finally:
             prefetch.shutdown(wait=False, cancel_futures=True)
+            aside.shutdown(wait=False)
 
     def _reset(self) -> None:
         with self.store.transaction():
             self.store.stage.clear()
         self.reset_local()
 
-    def _pull_pages(self, result: SyncResult, prefetch: ThreadPoolExecutor) -> None:
+    def _pull_pages(self, result: SyncResult, prefetch: ThreadPoolExecutor, checkpoint_soon: Callable[[], None]) -> None:
         store = self.store
         resets = 0
         staged = 0  # changes staged in this sync and not applied yet
+        unchecked = 0  # changes committed since the last checkpoint was asked for
         ahead: tuple[tuple[int, int], Future[Any]] | None = None
         while True:
             try:
@@ -163,6 +177,10 @@ class Puller:
                     store.stage.set_cursor(new_cursor)
             staged = 0 if consistent else staged + len(changes)
             result.pulled += len(changes)
+            unchecked += len(changes)
+            if unchecked >= _CHECKPOINT_ROWS:
+                unchecked = 0
+                checkpoint_soon()
             progress = PullProgress(result.pulled, 0 if not page.get("has_more") else int(page.get("remaining") or 0),
                                     store.cursor, staged)
             for cb in list(self.listeners):

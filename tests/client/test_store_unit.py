@@ -337,3 +337,51 @@ def test_a_consistent_page_applied_straight_equals_the_page_staged_then_merged(s
     assert {"plain", "42", "held at v5"} <= got and stores[0].get("customers", edited)["email"] == "queued@x.test"
     for store in stores:
         store.close()
+
+
+# -- table checks and WAL checkpoints -------------------------------------------------------------------
+def test_a_synced_table_refuses_a_sync_state_it_does_not_know(fresh_store: LocalStore) -> None:
+    """The check is written as equalities (an `in` list is rebuilt at every execution of a
+    statement, once per row of a pull page): it still lets every state in and nothing else."""
+    import sqlite3
+
+    from shopsync import SYNC_STATES
+
+    row = server_customer()
+    for state in SYNC_STATES:
+        fresh_store.write_row("customers", {**row, "sync_state": state, "last_error": None})
+        assert fresh_store.stored_row("customers", row["id"])["sync_state"] == state  # type: ignore[index]
+    with pytest.raises(sqlite3.IntegrityError):
+        fresh_store.write_row("customers", {**row, "sync_state": "synced2", "last_error": None})
+
+
+def test_checkpoints_set_aside_wait_in_the_wal_until_one_is_asked_for(tmp_path: Any,
+                                                                       schema_fixture: dict[str, Any]) -> None:
+    """While a pull writes, no commit checkpoints the WAL (SQLite would, on the committing
+    thread): the rows stay in the WAL, past the automatic threshold, and the database file does
+    not grow. The checkpoint asked for, on another thread, copies them into the file. Afterwards
+    commits checkpoint as before."""
+    import threading
+
+    store = LocalStore(tmp_path / "w.db", schema=schema_fixture)
+    db, wal = tmp_path / "w.db", tmp_path / "w.db-wal"
+
+    def autocheckpoint() -> int:
+        return int(store._conn.execute("pragma wal_autocheckpoint").fetchone()[0])
+
+    assert autocheckpoint() == 1000
+    columns = list(server_customer())
+    with store.checkpoints_aside() as checkpoint:
+        assert autocheckpoint() == 0
+        empty = db.stat().st_size
+        for _ in range(6):
+            with store.transaction():
+                store.write_rows("customers", columns, [list(server_customer().values()) for _ in range(4000)])
+        assert wal.stat().st_size > 1000 * 4096  # past the automatic threshold
+        assert db.stat().st_size == empty  # and nothing checkpointed into the file
+        done = threading.Thread(target=checkpoint)
+        done.start()
+        done.join(30)
+        assert db.stat().st_size > empty + 1000 * 4096  # the rows are in the file now
+    assert autocheckpoint() == 1000
+    store.close()
