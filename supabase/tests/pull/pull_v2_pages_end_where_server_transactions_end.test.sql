@@ -4,7 +4,7 @@
 -- device that pulls across dropped entries has reached the tip of that retention run.
 -- (pgTAP runs in one transaction: the entries' transaction ids are set by hand.)
 begin;
-select plan(12);
+select plan(13);
 
 select last_seq as s0 from shopsync.shop_cursor
 where shop_id = 'aaaaaaaa-0000-4000-8000-000000000000' \gset
@@ -47,6 +47,17 @@ select is(
     where c.name = 'name'
   )]::text[] is not null, true,
   '... found by the column''s position'
+);
+
+-- TEST: the page names every column of the table, in jsonb's key order (by length, then bytes)
+select is(
+  array(select json_array_elements_text((:'p1'::json) #> '{tables,customers}')),
+  (
+    select array_agg(a.attname::text order by octet_length(a.attname::text), convert_to(a.attname::text, 'UTF8'))
+    from pg_catalog.pg_attribute as a
+    where a.attrelid = 'public.customers'::regclass and a.attnum > 0 and not a.attisdropped
+  ),
+  '... every column of the table, in the order the entry''s values come in'
 );
 
 -- TEST: across entries retention dropped, nothing is consistent before the tip of that run
