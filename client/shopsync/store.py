@@ -30,6 +30,8 @@ from .watch import ALL_ROWS, ChangeFeed, Changes
 
 #: A table with more rows than this written since the last check is hashed whole at the next.
 _TRACK_MAX = 1000
+#: The store connection's page cache, KiB (it grows to this as pages are used).
+_CACHE_KIB = 16384
 #: SQLite's default: a commit that takes the WAL past this many pages checkpoints it.
 _WAL_AUTOCHECKPOINT = 1000
 #: Meta keys read without the store's lock once read (they change only through set_meta).
@@ -107,6 +109,10 @@ class LocalStore:
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("pragma journal_mode = wal")
         self._conn.execute("pragma synchronous = normal")
+        # 16 MiB of page cache (SQLite's default is 2 MiB): a pull writes rows at random places
+        # of a table's id index, and with the default cache most of those pages are read again
+        # from the file (100,000 rows pulled: 1.40 -> 1.05 s of CPU staging and merging them).
+        self._conn.execute(f"pragma cache_size = -{_CACHE_KIB}")
         self._conn.execute("pragma foreign_keys = on")
         self._conn.execute("pragma busy_timeout = 30000")
         for name, (n_args, fn) in SQLITE_FUNCTIONS.items():  # the row hash's helpers (checksums.py)
