@@ -271,8 +271,9 @@ class PullStage:
                 for r in g_rows:
                     if r[at] in local:
                         store.adopt_server_row(table, r[at], dict(zip(g_cols, r, strict=True)))
-        conn.execute("delete from _bases where table_name = ? and row_id in (select value from json_each(?))",
-                     (table, json.dumps([i for i in ids if i not in local])))
+        if conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None:
+            conn.execute("delete from _bases where table_name = ? and row_id in (select value from json_each(?))",
+                         (table, json.dumps([i for i in ids if i not in local])))
         # The rest, except over what the device holds at a newer server version, or a rejected
         # edit at this version (it stays visible, failed, until the server has news). Columns the
         # page lacks are written null, as the stage's merge writes them.

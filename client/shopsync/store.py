@@ -475,7 +475,14 @@ class LocalStore:
             (json.dumps(list(row_ids)),))}
 
     def rows_with_local_changes(self, table: str, row_ids: Iterable[str]) -> set[str]:
-        """Which of ``row_ids`` have queued events or an open conflict (local values on top): one query."""
+        """Which of ``row_ids`` have queued events or an open conflict (local values on top): one query
+        (none when nothing of the table is queued or in conflict: a pull page of 2,000 ids does not
+        build the list for nothing)."""
+        if self._conn.execute(
+                "select 1 from _outbox where table_name = ? union all"
+                " select 1 from _conflicts where table_name = ? and resolved_at is null limit 1",
+                (table, table)).fetchone() is None:
+            return set()
         ids = json.dumps(list(row_ids))
         return {r[0] for r in self._conn.execute(
             "select row_id from _outbox where table_name = ? and row_id in (select value from json_each(?))"
