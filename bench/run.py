@@ -308,10 +308,19 @@ def bench_pull(b: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
     log(f"pull: seeded {n} + {n_small} customers (triggers on) in {time.perf_counter() - t0:.1f}s")
     pull: dict[str, Any] = {"rows": n}
     for page in PULL_PAGES:
-        res = run_pull(b, email, page, f"pull-{page}")
+        # The default page (issue 14's figure) is pulled three times into fresh files and the
+        # median taken: on this shared 2-core machine one pull varies by +/-20 % from one minute
+        # to the next. Peak RSS: the largest of the three.
+        tries = [run_pull(b, email, page, f"pull-{page}-{k}") for k in range(3 if page == DEFAULT_PAGE else 1)]
+        res = dict(sorted(tries, key=lambda x: x["rows_per_s"])[len(tries) // 2])
+        for key in ("peak_rss_mib", "rss_growth_mib"):
+            res[key] = max(x[key] for x in tries)
+        res["samples_rows_per_s"] = [x["rows_per_s"] for x in tries]
         pull[f"page_{page}"] = res
-        log(f"pull {n} rows, page {page}: {res['seconds']:.2f}s = {res['rows_per_s']:,.0f} rows/s,"
-            f" peak RSS {res['peak_rss_mib']:.0f} MiB (before the pull {res['rss_before_mib']:.0f})")
+        log(f"pull {n} rows, page {page}: {res['seconds']:.2f}s = {res['rows_per_s']:,.0f} rows/s"
+            + (f" (median of {len(tries)}: {', '.join(f'{x:,.0f}' for x in res['samples_rows_per_s'])})"
+               if len(tries) > 1 else "")
+            + f", peak RSS {res['peak_rss_mib']:.0f} MiB (before the pull {res['rss_before_mib']:.0f})")
     # The same number of rows written in 100 transactions (a shop's history is many small ones):
     # every page ends at a transaction and is applied straight to the tables, not staged.
     many_shop, many_email = b.make_shop("pullmany")
@@ -1084,7 +1093,8 @@ def table(r: dict[str, Any]) -> str:
     for page in PULL_PAGES:
         x = pl[f"page_{page}"]
         default = " (the default)" if page == DEFAULT_PAGE else ""
-        lines.append((f"initial pull {pl['rows']:,} rows, page {page}{default}", f"{fmt(x['rows_per_s'])} rows/s",
+        median = f" (median of {len(x['samples_rows_per_s'])})" if len(x.get("samples_rows_per_s", [])) > 1 else ""
+        lines.append((f"initial pull {pl['rows']:,} rows, page {page}{default}{median}", f"{fmt(x['rows_per_s'])} rows/s",
                       "COPY+executemany", fmt(x["rows_per_s"] / pl["limit"]["rows_per_s"])))
     if "page_2000_many_transactions" in pl:
         x = pl["page_2000_many_transactions"]
