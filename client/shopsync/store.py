@@ -199,10 +199,11 @@ class LocalStore:
                 self._conn.execute(f"pragma wal_autocheckpoint = {_WAL_AUTOCHECKPOINT}")
 
     def checkpoint(self) -> None:
-        """A passive WAL checkpoint on a connection of its own (any thread; no store lock)."""
+        """A passive WAL checkpoint on a connection of its own (any thread; no store lock). It never
+        creates the file (``mode=rw``): a checkpoint still queued after the file was removed fails."""
         if str(self.path) == ":memory:":
             return
-        conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None, timeout=30)
         try:
             conn.execute("pragma wal_checkpoint(passive)")
         finally:

@@ -361,6 +361,7 @@ def test_checkpoints_set_aside_wait_in_the_wal_until_one_is_asked_for(tmp_path: 
     thread): the rows stay in the WAL, past the automatic threshold, and the database file does
     not grow. The checkpoint asked for, on another thread, copies them into the file. Afterwards
     commits checkpoint as before."""
+    import sqlite3
     import threading
 
     store = LocalStore(tmp_path / "w.db", schema=schema_fixture)
@@ -385,3 +386,9 @@ def test_checkpoints_set_aside_wait_in_the_wal_until_one_is_asked_for(tmp_path: 
         assert db.stat().st_size > empty + 1000 * 4096  # the rows are in the file now
     assert autocheckpoint() == 1000
     store.close()
+    # A checkpoint still queued when the file is gone fails; it never makes a new, empty file.
+    for f in (db, wal, tmp_path / "w.db-shm"):
+        f.unlink(missing_ok=True)
+    with pytest.raises(sqlite3.OperationalError):
+        store.checkpoint()
+    assert not db.exists()
