@@ -90,7 +90,10 @@ $$;
 -- branch is never reached (its name is no longer synced) and a statement is parsed only when it runs.
 --   push_current_rows: the group's rows, locked in key order (push_classify);
 --   push_taken_ids: the batch's ids another shop holds (push_scope);
---   push_run_validator: a table's validator (push_apply_table).
+--   push_run_validator: a table's validator (push_apply_table);
+--   push_insert_rows: the insert of a group (push_write), a branch per table and column set: the
+--   statement of shopsync.push_write_sql for the digest of the table's columns it was built from,
+--   so a table altered since takes the dynamic statement until the next rebuild (register_table).
 create or replace function shopsync.build_push_readers()
 returns void
 language plpgsql
@@ -101,6 +104,7 @@ declare
   v_rows text;
   v_taken text;
   v_validators text;
+  v_inserts text;
 begin
   select
     coalesce(string_agg(format($b$
@@ -124,6 +128,21 @@ begin
   into v_rows, v_taken, v_validators
   from shopsync.synced_tables as st
   where to_regclass('public.' || quote_ident(st.table_name)) is not null;
+
+  -- The insert statements as push_write builds them (shopsync.push_write_sql, refreshed here), each
+  -- for the column set it was built from: its branch is taken only while the table's columns still
+  -- give the same digest. ($1 to $4 in them are the generated function's first four parameters.)
+  perform shopsync.push_write_statements(st.table_name)
+  from shopsync.synced_tables as st
+  where to_regclass('public.' || quote_ident(st.table_name)) is not null;
+  select coalesce(string_agg(format($b$
+      if p_table = %1$L and p_columns_md5 = %2$L then
+        %3$s;
+        return true;
+      end if;$b$, w.table_name, w.columns_md5, w.insert_sql), '' order by w.table_name), '')
+  into v_inserts
+  from shopsync.push_write_sql as w
+  inner join shopsync.synced_tables as st on st.table_name = w.table_name;
 
   execute format($f$
     create or replace function shopsync.push_current_rows(
@@ -167,7 +186,23 @@ begin
     end;
     $body$
   $f$, v_validators);
+  execute format($f$
+    create or replace function shopsync.push_insert_rows(
+      p_table text, p_round int, p_shop uuid, p_ord int, p_columns_md5 text
+    )
+    returns boolean
+    language plpgsql
+    set search_path = ''
+    as $body$
+    begin
+      perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check%s
+      return false;
+    end;
+    $body$
+  $f$, v_inserts);
   revoke execute on function shopsync.push_current_rows(text, uuid[]) from public, anon, authenticated, service_role;
+  revoke execute on function shopsync.push_insert_rows(text, int, uuid, int, text)
+  from public, anon, authenticated, service_role;
   revoke execute on function shopsync.push_taken_ids(text, uuid[], uuid) from public, anon, authenticated, service_role;
   revoke execute on function shopsync.push_run_validator(text, uuid, text, int)
   from public, anon, authenticated, service_role;
@@ -190,6 +225,89 @@ select shopsync.build_push_readers();
 
 create or replace trigger push_readers_on_register after insert or update or delete on shopsync.synced_tables
 for each statement execute function shopsync.on_synced_tables_changed();
+
+-- 0. The driver (as in 20261202003000_push_at_scale.sql): a small push's statements on generic plans.
+create or replace function shopsync.push(p_device_id uuid, p_events jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+set enable_seqscan = off
+set jit = off
+set plan_cache_mode = auto
+as $$
+declare
+  v_shop uuid;
+  v_role text;
+  v_max int := coalesce((shopsync.config_value('push_max_events'))::int, 1000);
+  v_rounds int;
+  v_t record;
+  v_state text;
+  v_msg text;
+begin
+  -- A small push (a till's sale) runs every static statement on a generic plan, planned once per
+  -- backend: under `auto`, a statement whose parameter is a constant the planner can use (a
+  -- jsonb value, an id array of known length) gets a custom plan on every call, since a plan for
+  -- the actual values always looks cheaper (~1/3 of a sale's CPU was planning). A batch of more than
+  -- 64 events is analyzed at staging (push_stage) and keeps `auto`: its plans follow its size. (The
+  -- function's SET clause restores the mode when the push returns.)
+  if jsonb_typeof(p_events) = 'array' and jsonb_array_length(p_events) <= 64 then
+    perform set_config('plan_cache_mode', 'force_generic_plan', true);
+  end if;
+  select rd.shop_id, rd.role into v_shop, v_role from shopsync.require_device(p_device_id, true) as rd;
+  if not exists (select 1 from public.licenses as l where l.shop_id = v_shop and l.valid_until > now()) then
+    raise exception 'the shop''s licence has expired; pushes are refused until it is renewed (pulls continue)'
+      using errcode = 'PT402', detail = 'licence_expired';
+  end if;
+  if p_events is null or jsonb_typeof(p_events) <> 'array' then
+    raise exception 'p_events must be a JSON array of events'
+      using errcode = 'PT400', detail = 'invalid_payload';
+  end if;
+  if jsonb_array_length(p_events) > v_max then
+    raise exception 'a push carries at most % events; this one has %', v_max, jsonb_array_length(p_events)
+      using errcode = 'PT400', detail = 'batch_too_large';
+  end if;
+  -- One push per device at a time (after require_device: nobody can make another shop's device
+  -- look busy). A second one is answered now, not queued behind the first on a connection.
+  if not pg_try_advisory_xact_lock(shopsync.push_lock_key(p_device_id)) then
+    raise exception 'device % is already pushing; retry when that push has answered', p_device_id
+      using errcode = 'PT429', detail = 'push_in_progress', hint = 'retry after a short back-off';
+  end if;
+  -- Counted before the work, outside its subtransaction: a push whose work fails still counts.
+  perform shopsync.check_push_rate(p_device_id);
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  perform set_config('shopsync.device_id', p_device_id::text, true);
+  perform set_config('shopsync.in_push', 'on', true);
+
+  begin
+    perform shopsync.push_stage(p_events);
+    perform shopsync.push_claim(v_shop, p_device_id);
+    perform shopsync.push_validate(v_role);
+    perform shopsync.push_scope(v_shop);
+
+    -- Rounds (numbered at staging): the k-th event of a row applies in round k; within a round,
+    -- tables in apply order.
+    select coalesce(max(x.rnd), 0) into v_rounds from pg_temp.push_events as x where x.status = 'pending';
+    for r in 1..v_rounds loop
+      for v_t in
+        select st.table_name, st.policy, st.validator
+        from shopsync.synced_tables as st
+        where st.table_name in (select x.tbl from pg_temp.push_events as x where x.rnd = r and x.status = 'pending')
+        order by st.apply_order, st.table_name
+      loop
+        perform shopsync.push_apply_table(v_shop, v_role, p_device_id, v_t.table_name, v_t.policy, v_t.validator, r);
+      end loop;
+    end loop;
+
+    return shopsync.push_record(v_shop, p_device_id, p_events);
+  exception
+    when query_canceled or lock_not_available or deadlock_detected or serialization_failure
+      or program_limit_exceeded or insufficient_resources then
+      get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+      return shopsync.call_failed(v_state, v_msg);
+  end;
+end;
+$$;
 
 -- 4a. Classify (as in 20261203001000_push_cheaper.sql). The group's rows are locked (in key order)
 -- and read by the batch's keys in the one statement that names the table, into arrays; each event
@@ -319,6 +437,98 @@ begin
 end;
 $$;
 
+-- 4c. Write (as in 20261202003000_push_at_scale.sql): a group's insert through its static branch
+-- (push_insert_rows) when the table's columns are those it was generated for.
+create or replace function shopsync.push_write(p_shop uuid, p_table text, p_round int)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ev record;
+  v_insert_sql text;
+  v_update_sql text;
+  v_state text;
+  v_msg text;
+  v_constraint text;
+  v_taken_elsewhere boolean;
+  v_n_ins bigint;
+  v_n_upd bigint;
+  v_columns_md5 text;
+begin
+  perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
+  select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
+  from shopsync.push_write_statements(p_table) as ws;
+  -- The digest those statements were built for (the table's columns cannot change under this push:
+  -- classify holds row locks on it).
+  select s.columns_md5 into v_columns_md5 from shopsync.push_write_sql as s where s.table_name = p_table;
+
+  -- Only the statements the group needs (an empty update still costs a join with the table).
+  select count(*) filter (where e.op = 'insert' and e.status = 'go'),
+         count(*) filter (where e.op <> 'insert' and e.status in ('go', 'go_merge', 'go_partial'))
+  into v_n_ins, v_n_upd
+  from pg_temp.push_events as e where e.tbl = p_table and e.rnd = p_round;
+  begin
+    -- The insert: its static branch for this column set, else the dynamic statement.
+    if v_n_ins > 0 and not shopsync.push_insert_rows(p_table, p_round, p_shop, null, v_columns_md5) then
+      execute v_insert_sql using p_table, p_round, p_shop, null::int;
+    end if;
+    if v_n_upd > 0 then
+      execute v_update_sql using p_table, p_round, p_shop, null::int;
+    end if;
+  exception when others then
+    -- The rare case: a rule only the table knows (a check, a reference) failed for some event.
+    -- Apply the group one event at a time so only the culprits are rejected.
+    for v_ev in
+      execute $q$
+        select e.ord, e.op, e.row_id from pg_temp.push_events as e
+        where e.tbl = $1 and e.rnd = $2 and e.status in ('go', 'go_merge', 'go_partial') order by e.ord
+      $q$ using p_table, p_round
+    loop
+      begin
+        if v_ev.op = 'insert' then
+          execute v_insert_sql using p_table, p_round, p_shop, v_ev.ord;
+        else
+          execute v_update_sql using p_table, p_round, p_shop, v_ev.ord;
+        end if;
+      exception when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
+          v_constraint = constraint_name;
+        -- A racing insert of the same id (primary key) is a conflict; anything else a rejection.
+        -- The racing row may be another shop's, committed while this insert waited on the unique
+        -- index: then the answer is the one for another shop's id (push_scope), not id_exists.
+        v_taken_elsewhere := false;
+        if v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey' then
+          execute format(
+            'select exists (select from public.%I as x where x.id = $1 and x.shop_id is distinct from $2)', p_table
+          ) into v_taken_elsewhere using v_ev.row_id, p_shop;
+        end if;
+        if v_taken_elsewhere then
+          update pg_temp.push_events as e
+          set status = 'rejected', reason = 'id_unavailable',
+              message = format('%s: id %s is unavailable; insert the row under a new id', e.tbl, e.row_id)
+          where e.ord = v_ev.ord;
+        else
+          execute $q$
+            update pg_temp.push_events
+            set status = case when $4 then 'conflict' else 'rejected' end,
+                reason = case when $4 then 'id_exists' else shopsync.reason_for_sqlstate($2) end,
+                message = $3
+            where ord = $1
+          $q$ using v_ev.ord, v_state, v_msg, (v_state = '23505' and v_ev.op = 'insert' and v_constraint like '%\_pkey');
+        end if;
+      end;
+    end loop;
+  end;
+
+  -- What was applied: the group's statements succeeded, or the fallback rejected the rest.
+  update pg_temp.push_events as e
+  set status = case e.status when 'go' then 'applied' when 'go_merge' then 'merged' else 'conflict' end,
+      version = case when e.op = 'insert' then 1 else e.cur_version + 1 end
+  where e.tbl = p_table and e.rnd = p_round and e.status in ('go', 'go_merge', 'go_partial');
+end;
+$$;
+
 -- 3b. Scope (as in 20261201003000_insiders_fair_use.sql): the batch's row ids another shop holds
 -- get the answer of a free id (update, delete); an insert cannot take the id. Per table, one small
 -- dynamic read by the batch's keys (the only statement that names the table); the update, static,
@@ -429,6 +639,8 @@ revoke execute on function shopsync.invoice_canonical_v2(jsonb) from public, ano
 revoke execute on function shopsync.invoice_row_hash(public.invoices) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.build_push_readers() from public, anon, authenticated, service_role;
 revoke execute on function shopsync.on_synced_tables_changed() from public, anon, authenticated, service_role;
+revoke execute on function shopsync.push_write(uuid, text, int) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.push_apply_table(uuid, text, uuid, text, text, text, int)
 from public, anon, authenticated, service_role;
 revoke execute on function shopsync.validate_orders(uuid, text, int) from public, anon, authenticated, service_role;
+grant execute on function shopsync.push(uuid, jsonb) to authenticated;

@@ -1,10 +1,11 @@
--- Threat closed: push reads a synced table's rows through static statements generated per table
--- (shopsync.build_push_readers: push_current_rows, push_taken_ids, push_run_validator). A table
--- registered later must get its branches from register_table, and a table without one (the rebuild
--- not run) must still push with the same answers: the current row locked and classified, another
--- shop's id refused like a free one, the table's validator run.
+-- Threat closed: push reads and inserts a synced table's rows through static statements generated
+-- per table (shopsync.build_push_readers: push_current_rows, push_taken_ids, push_run_validator,
+-- push_insert_rows). A table registered later must get its branches from register_table, and a
+-- table without one (the rebuild not run) must still push with the same answers: the current row
+-- locked and classified, another shop's id refused like a free one, the table's validator run. A
+-- table altered since its insert branch was built must not lose the new column's values.
 begin;
-select plan(12);
+select plan(15);
 
 set local client_min_messages = warning;
 
@@ -120,7 +121,7 @@ select is(
   '["id_unavailable", "not_found"]'::jsonb, 'without them: the same'
 );
 select results_eq(
-  $$select colour, version from public.loyalty_cards order by id$$,
+  $$select colour, version from public.loyalty_cards where id = 'c1000000-0000-4000-8000-000000000001'$$,
   $$values ('white'::text, 3::bigint)$$,
   'static reads: shop A''s card holds its last write, version 3'
 );
@@ -128,6 +129,25 @@ select results_eq(
   $$select colour, version from public.gift_cards order by id$$,
   $$values ('white'::text, 3::bigint)$$,
   'without them: the same'
+);
+
+-- TEST: a column added after the rebuild (no register_table call) is written: the insert's static
+-- branch was built for the old columns and is not taken
+select ok(
+  pg_get_functiondef('shopsync.push_insert_rows'::regproc) like '%insert into public.loyalty_cards %',
+  'the static inserts have a branch for the table registered later'
+);
+alter table public.loyalty_cards add column note text;
+select is(
+  pg_temp.push_as('staff@shop-a.test', 'd0000000-0000-4000-8000-0000000000a1', jsonb_build_array(
+    jsonb_build_object('event_id', gen_random_uuid(), 'table', 'loyalty_cards', 'op', 'insert',
+      'row_id', 'c1000000-0000-4000-8000-000000000002', 'data', jsonb_build_object('colour', 'blue', 'note', 'new'))
+  )) #>> '{results,0,status}',
+  'applied', 'an insert naming the new column applies'
+);
+select is(
+  (select note from public.loyalty_cards where id = 'c1000000-0000-4000-8000-000000000002'),
+  'new', '... and the new column holds its value'
 );
 
 -- TEST: a table that is no longer synced loses its branch at the next rebuild
