@@ -457,26 +457,42 @@ declare
   v_columns_md5 text;
 begin
   perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
-  select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
-  from shopsync.push_write_statements(p_table) as ws;
-  -- The digest those statements were built for (the table's columns cannot change under this push:
-  -- classify holds row locks on it).
-  select s.columns_md5 into v_columns_md5 from shopsync.push_write_sql as s where s.table_name = p_table;
-
   -- Only the statements the group needs (an empty update still costs a join with the table).
   select count(*) filter (where e.op = 'insert' and e.status = 'go'),
          count(*) filter (where e.op <> 'insert' and e.status in ('go', 'go_merge', 'go_partial'))
   into v_n_ins, v_n_upd
   from pg_temp.push_events as e where e.tbl = p_table and e.rnd = p_round;
+  if v_n_ins > 0 then
+    -- The digest of the table's columns, as push_write_statements computes it (they cannot change
+    -- under this push: classify holds row locks on the table).
+    select md5(min(a.attrelid::text) || ':' || string_agg(
+      a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
+    ))
+    into v_columns_md5
+    from pg_catalog.pg_attribute as a
+    left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = ('public.' || quote_ident(p_table))::regclass and a.attnum > 0;
+  end if;
+  -- The statements (built, or read from push_write_sql) are fetched only when needed: an update, an
+  -- insert without a static branch for this column set, or the fallback below.
   begin
-    -- The insert: its static branch for this column set, else the dynamic statement.
     if v_n_ins > 0 and not shopsync.push_insert_rows(p_table, p_round, p_shop, null, v_columns_md5) then
+      select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
+      from shopsync.push_write_statements(p_table) as ws;
       execute v_insert_sql using p_table, p_round, p_shop, null::int;
     end if;
     if v_n_upd > 0 then
+      if v_update_sql is null then
+        select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
+        from shopsync.push_write_statements(p_table) as ws;
+      end if;
       execute v_update_sql using p_table, p_round, p_shop, null::int;
     end if;
   exception when others then
+    if v_insert_sql is null then
+      select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
+      from shopsync.push_write_statements(p_table) as ws;
+    end if;
     -- The rare case: a rule only the table knows (a check, a reference) failed for some event.
     -- Apply the group one event at a time so only the culprits are rejected.
     for v_ev in
