@@ -226,7 +226,8 @@ select shopsync.build_push_readers();
 create or replace trigger push_readers_on_register after insert or update or delete on shopsync.synced_tables
 for each statement execute function shopsync.on_synced_tables_changed();
 
--- 0. The driver (as in 20261202003000_push_at_scale.sql): a small push's statements on generic plans.
+-- 0. The driver (as in 20261202003000_push_at_scale.sql): a small push's statements on generic plans;
+-- the column digests of the batch's tables read once (for push_write).
 create or replace function shopsync.push(p_device_id uuid, p_events jsonb)
 returns jsonb
 language plpgsql
@@ -284,6 +285,25 @@ begin
     perform shopsync.push_claim(v_shop, p_device_id);
     perform shopsync.push_validate(v_role);
     perform shopsync.push_scope(v_shop);
+    -- The digest of each batch table's columns, as push_write_statements computes it, read once per
+    -- push: push_write takes a group's insert through its static branch (push_insert_rows) while the
+    -- digest is the one the branch was built for. The columns cannot change from here on: push_scope
+    -- read every table with a pending event, and that lock is held to the end of the transaction.
+    perform set_config('shopsync.columns_md5', coalesce((
+      select jsonb_object_agg(b.tbl, (
+        select md5(min(a.attrelid::text) || ':' || string_agg(
+          a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
+        ))
+        from pg_catalog.pg_attribute as a
+        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where a.attrelid = ('public.' || quote_ident(b.tbl))::regclass and a.attnum > 0
+      ))
+      from (
+        select distinct e.tbl from pg_temp.push_events as e
+        inner join shopsync.synced_tables as st on st.table_name = e.tbl
+        where e.status = 'pending'
+      ) as b
+    ), '{}'::jsonb)::text, true);
 
     -- Rounds (numbered at staging): the k-th event of a row applies in round k; within a round,
     -- tables in apply order.
@@ -438,7 +458,8 @@ end;
 $$;
 
 -- 4c. Write (as in 20261202003000_push_at_scale.sql): a group's insert through its static branch
--- (push_insert_rows) when the table's columns are those it was generated for.
+-- (push_insert_rows) when the table's columns are those it was generated for (their digest, read by
+-- the driver once per push, is in the setting shopsync.columns_md5).
 create or replace function shopsync.push_write(p_shop uuid, p_table text, p_round int)
 returns void
 language plpgsql
@@ -462,17 +483,8 @@ begin
          count(*) filter (where e.op <> 'insert' and e.status in ('go', 'go_merge', 'go_partial'))
   into v_n_ins, v_n_upd
   from pg_temp.push_events as e where e.tbl = p_table and e.rnd = p_round;
-  if v_n_ins > 0 then
-    -- The digest of the table's columns, as push_write_statements computes it (they cannot change
-    -- under this push: classify holds row locks on the table).
-    select md5(min(a.attrelid::text) || ':' || string_agg(
-      a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
-    ))
-    into v_columns_md5
-    from pg_catalog.pg_attribute as a
-    left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
-    where a.attrelid = ('public.' || quote_ident(p_table))::regclass and a.attnum > 0;
-  end if;
+  -- The digest of the table's columns, read by the driver (shopsync.push) once per push.
+  v_columns_md5 := nullif(current_setting('shopsync.columns_md5', true), '')::jsonb ->> p_table;
   -- The statements (built, or read from push_write_sql) are fetched only when needed: an update, an
   -- insert without a static branch for this column set, or the fallback below.
   begin
