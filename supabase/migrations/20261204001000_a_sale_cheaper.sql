@@ -91,9 +91,20 @@ $$;
 --   push_current_rows: the group's rows, locked in key order (push_classify);
 --   push_taken_ids: the batch's ids another shop holds (push_scope);
 --   push_run_validator: a table's validator (push_apply_table);
---   push_insert_rows: the insert of a group (push_write), a branch per table and column set: the
---   statement of shopsync.push_write_sql for the digest of the table's columns it was built from,
---   so a table altered since takes the dynamic statement until the next rebuild (register_table).
+--   push_insert_rows: the insert of a group (push_write): the statement shopsync.push_write_sql holds
+--   for the table's columns when the branch was built; the digest of those columns is kept in
+--   shopsync.push_static_inserts, and push takes the branch only while the table's columns still
+--   give that digest: a table altered since takes the dynamic statement until the next rebuild.
+--   (The digest stays out of the function's text: it holds transaction ids, which differ between
+--   databases with the same schema.)
+create table shopsync.push_static_inserts (
+  table_name text primary key,
+  columns_md5 text not null
+);
+comment on table shopsync.push_static_inserts is
+'Per synced table: the column digest (as in push_write_sql) its static insert in shopsync.push_insert_rows was '
+'built for (written by build_push_readers only; read by no API role).';
+
 create or replace function shopsync.build_push_readers()
 returns void
 language plpgsql
@@ -129,20 +140,25 @@ begin
   from shopsync.synced_tables as st
   where to_regclass('public.' || quote_ident(st.table_name)) is not null;
 
-  -- The insert statements as push_write builds them (shopsync.push_write_sql, refreshed here), each
-  -- for the column set it was built from: its branch is taken only while the table's columns still
-  -- give the same digest. ($1 to $4 in them are the generated function's first four parameters.)
+  -- The insert statements as push_write builds them (shopsync.push_write_sql, refreshed here), and
+  -- the column digest each was built for. ($1 to $4 in them are the generated function's four
+  -- parameters.)
   perform shopsync.push_write_statements(st.table_name)
   from shopsync.synced_tables as st
   where to_regclass('public.' || quote_ident(st.table_name)) is not null;
-  select coalesce(string_agg(format($b$
-      if p_table = %1$L and p_columns_md5 = %2$L then
-        %3$s;
-        return true;
-      end if;$b$, w.table_name, w.columns_md5, w.insert_sql), '' order by w.table_name), '')
-  into v_inserts
+  delete from shopsync.push_static_inserts;
+  insert into shopsync.push_static_inserts (table_name, columns_md5)
+  select w.table_name, w.columns_md5
   from shopsync.push_write_sql as w
   inner join shopsync.synced_tables as st on st.table_name = w.table_name;
+  select coalesce(string_agg(format($b$
+      if p_table = %1$L then
+        %2$s;
+        return true;
+      end if;$b$, w.table_name, w.insert_sql), '' order by w.table_name), '')
+  into v_inserts
+  from shopsync.push_write_sql as w
+  inner join shopsync.push_static_inserts as s on s.table_name = w.table_name;
 
   execute format($f$
     create or replace function shopsync.push_current_rows(
@@ -187,9 +203,7 @@ begin
     $body$
   $f$, v_validators);
   execute format($f$
-    create or replace function shopsync.push_insert_rows(
-      p_table text, p_round int, p_shop uuid, p_ord int, p_columns_md5 text
-    )
+    create or replace function shopsync.push_insert_rows(p_table text, p_round int, p_shop uuid, p_ord int)
     returns boolean
     language plpgsql
     set search_path = ''
@@ -201,7 +215,7 @@ begin
     $body$
   $f$, v_inserts);
   revoke execute on function shopsync.push_current_rows(text, uuid[]) from public, anon, authenticated, service_role;
-  revoke execute on function shopsync.push_insert_rows(text, int, uuid, int, text)
+  revoke execute on function shopsync.push_insert_rows(text, int, uuid, int)
   from public, anon, authenticated, service_role;
   revoke execute on function shopsync.push_taken_ids(text, uuid[], uuid) from public, anon, authenticated, service_role;
   revoke execute on function shopsync.push_run_validator(text, uuid, text, int)
@@ -285,25 +299,23 @@ begin
     perform shopsync.push_claim(v_shop, p_device_id);
     perform shopsync.push_validate(v_role);
     perform shopsync.push_scope(v_shop);
-    -- The digest of each batch table's columns, as push_write_statements computes it, read once per
-    -- push: push_write takes a group's insert through its static branch (push_insert_rows) while the
-    -- digest is the one the branch was built for. The columns cannot change from here on: push_scope
-    -- read every table with a pending event, and that lock is held to the end of the transaction.
-    perform set_config('shopsync.columns_md5', coalesce((
-      select jsonb_object_agg(b.tbl, (
-        select md5(min(a.attrelid::text) || ':' || string_agg(
-          a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
-        ))
-        from pg_catalog.pg_attribute as a
-        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
-        where a.attrelid = ('public.' || quote_ident(b.tbl))::regclass and a.attnum > 0
-      ))
-      from (
-        select distinct e.tbl from pg_temp.push_events as e
-        inner join shopsync.synced_tables as st on st.table_name = e.tbl
-        where e.status = 'pending'
-      ) as b
-    ), '{}'::jsonb)::text, true);
+    -- The batch's tables whose static insert (push_insert_rows) was built for their columns as they
+    -- are (the digest of push_write_statements), read once per push for push_write. The columns
+    -- cannot change from here on: push_scope read every table with a pending event, and that lock is
+    -- held to the end of the transaction.
+    perform set_config('shopsync.static_inserts', coalesce((
+      select jsonb_agg(s.table_name)
+      from shopsync.push_static_inserts as s
+      where s.table_name in (select e.tbl from pg_temp.push_events as e where e.status = 'pending')
+        and s.columns_md5 = (
+          select md5(min(a.attrelid::text) || ':' || string_agg(
+            a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
+          ))
+          from pg_catalog.pg_attribute as a
+          left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+          where a.attrelid = ('public.' || quote_ident(s.table_name))::regclass and a.attnum > 0
+        )
+    ), '[]'::jsonb)::text, true);
 
     -- Rounds (numbered at staging): the k-th event of a row applies in round k; within a round,
     -- tables in apply order.
@@ -458,8 +470,8 @@ end;
 $$;
 
 -- 4c. Write (as in 20261202003000_push_at_scale.sql): a group's insert through its static branch
--- (push_insert_rows) when the table's columns are those it was generated for (their digest, read by
--- the driver once per push, is in the setting shopsync.columns_md5).
+-- (push_insert_rows) when the table's columns are those it was generated for (the driver lists such
+-- tables of the batch once per push in the setting shopsync.static_inserts).
 create or replace function shopsync.push_write(p_shop uuid, p_table text, p_round int)
 returns void
 language plpgsql
@@ -475,7 +487,7 @@ declare
   v_taken_elsewhere boolean;
   v_n_ins bigint;
   v_n_upd bigint;
-  v_columns_md5 text;
+  v_static boolean;
 begin
   perform 'PRAGMA:TABLE: push_events (like shopsync.push_event)';  -- for plpgsql_check
   -- Only the statements the group needs (an empty update still costs a join with the table).
@@ -483,12 +495,15 @@ begin
          count(*) filter (where e.op <> 'insert' and e.status in ('go', 'go_merge', 'go_partial'))
   into v_n_ins, v_n_upd
   from pg_temp.push_events as e where e.tbl = p_table and e.rnd = p_round;
-  -- The digest of the table's columns, read by the driver (shopsync.push) once per push.
-  v_columns_md5 := nullif(current_setting('shopsync.columns_md5', true), '')::jsonb ->> p_table;
+  -- Whether the table's static insert is current (listed by the driver, shopsync.push).
+  v_static := coalesce(nullif(current_setting('shopsync.static_inserts', true), '')::jsonb ? p_table, false);
   -- The statements (built, or read from push_write_sql) are fetched only when needed: an update, an
   -- insert without a static branch for this column set, or the fallback below.
   begin
-    if v_n_ins > 0 and not shopsync.push_insert_rows(p_table, p_round, p_shop, null, v_columns_md5) then
+    if v_n_ins > 0 and v_static then
+      v_static := shopsync.push_insert_rows(p_table, p_round, p_shop, null);
+    end if;
+    if v_n_ins > 0 and not v_static then
       select ws.insert_sql, ws.update_sql into v_insert_sql, v_update_sql
       from shopsync.push_write_statements(p_table) as ws;
       execute v_insert_sql using p_table, p_round, p_shop, null::int;
@@ -665,6 +680,7 @@ revoke execute on function shopsync.push_scope(uuid) from public, anon, authenti
 revoke execute on function shopsync.invoice_hash(text) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.invoice_canonical_v2(jsonb) from public, anon, authenticated, service_role;
 revoke execute on function shopsync.invoice_row_hash(public.invoices) from public, anon, authenticated, service_role;
+revoke all on shopsync.push_static_inserts from public, anon, authenticated, service_role;
 revoke execute on function shopsync.build_push_readers() from public, anon, authenticated, service_role;
 revoke execute on function shopsync.on_synced_tables_changed() from public, anon, authenticated, service_role;
 revoke execute on function shopsync.push_write(uuid, text, int) from public, anon, authenticated, service_role;
