@@ -1,9 +1,11 @@
 -- Threat closed: push runs a small batch (at most 64 events) with plan_cache_mode =
 -- force_generic_plan, so its static statements are planned once per backend instead of on every
 -- call; a bigger batch (analyzed at staging) keeps auto, so its plans follow its size. The mode must
--- not leak: the caller's transaction goes on with its own setting after the push.
+-- not leak: the caller's transaction goes on with its own setting after the push. Both write the
+-- table's rows through its static insert (push_insert_rows), not the dynamic statement (a failing
+-- static path would still answer right, through push_write's per-event fallback, only slower).
 begin;
-select plan(5);
+select plan(7);
 
 set local client_min_messages = warning;
 
@@ -39,6 +41,15 @@ as $$
   ))
 $$;
 
+-- Calls of the write path's functions in this transaction, from here on.
+set local track_functions = 'all';
+create function pg_temp.calls(p_fn regproc)
+returns bigint
+language sql
+as $$
+  select coalesce((select f.calls from pg_catalog.pg_stat_xact_user_functions as f where f.funcid = p_fn), 0)
+$$;
+
 call tests.authenticate_as('staff@shop-a.test');
 call tests.register_device('d0000000-0000-4000-8000-0000000000a1');
 set local plan_cache_mode = force_custom_plan;
@@ -56,6 +67,10 @@ select is((select mode from pg_temp.modes where n = 2), 'auto', 'a 65-event push
 select is(current_setting('plan_cache_mode'), 'force_custom_plan', '... and the caller''s mode is back after it');
 reset role;
 select is((select count(*)::int from public.punch_cards), 75, 'both pushes applied all their events');
+
+-- TEST: each push inserted through the static branch, never building or reading the dynamic statement
+select is(pg_temp.calls('shopsync.push_insert_rows'), 2::bigint, 'each push took the static insert once');
+select is(pg_temp.calls('shopsync.push_write_statements'), 0::bigint, '... and no dynamic write statement');
 
 select * from finish();
 rollback;
