@@ -150,7 +150,8 @@ begin
   insert into shopsync.push_static_inserts (table_name, columns_md5)
   select w.table_name, w.columns_md5
   from shopsync.push_write_sql as w
-  inner join shopsync.synced_tables as st on st.table_name = w.table_name;
+  inner join shopsync.synced_tables as st on st.table_name = w.table_name
+  where to_regclass('public.' || quote_ident(st.table_name)) is not null;
   select coalesce(string_agg(format($b$
       if p_table = %1$L then
         %2$s;
@@ -303,18 +304,19 @@ begin
     -- are (the digest of push_write_statements), read once per push for push_write. The columns
     -- cannot change from here on: push_scope read every table with a pending event, and that lock is
     -- held to the end of the transaction.
+    -- (Each digest computed for a table of the batch only: lateral, per table.)
     perform set_config('shopsync.static_inserts', coalesce((
-      select jsonb_agg(s.table_name)
-      from shopsync.push_static_inserts as s
-      where s.table_name in (select e.tbl from pg_temp.push_events as e where e.status = 'pending')
-        and s.columns_md5 = (
-          select md5(min(a.attrelid::text) || ':' || string_agg(
-            a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
-          ))
-          from pg_catalog.pg_attribute as a
-          left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
-          where a.attrelid = ('public.' || quote_ident(s.table_name))::regclass and a.attnum > 0
-        )
+      select jsonb_agg(b.tbl)
+      from (select distinct e.tbl from pg_temp.push_events as e where e.status = 'pending') as b
+      cross join lateral (
+        select md5(min(a.attrelid::text) || ':' || string_agg(
+          a.attnum::text || '.' || a.xmin::text || '.' || coalesce(d.oid::text, ''), ',' order by a.attnum
+        )) as columns_md5
+        from pg_catalog.pg_attribute as a
+        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where a.attrelid = to_regclass('public.' || quote_ident(b.tbl)) and a.attnum > 0
+      ) as c
+      inner join shopsync.push_static_inserts as s on s.table_name = b.tbl and s.columns_md5 = c.columns_md5
     ), '[]'::jsonb)::text, true);
 
     -- Rounds (numbered at staging): the k-th event of a row applies in round k; within a round,
