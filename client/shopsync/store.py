@@ -7,6 +7,7 @@ grow additively when the server's schema version rises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -30,6 +31,8 @@ from .watch import ALL_ROWS, ChangeFeed, Changes
 
 #: A table with more rows than this written since the last check is hashed whole at the next.
 _TRACK_MAX = 1000
+#: Rows a check hashes per fetch (the rest stream: a big table is never in memory at once).
+_HASH_CHUNK = 5000
 #: The store connection's page cache, KiB (it grows to this as pages are used).
 _CACHE_KIB = 16384
 #: SQLite's default: a commit that takes the WAL past this many pages checkpoints it.
@@ -553,11 +556,14 @@ class LocalStore:
         on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
         (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
         and the rows' texts are hashed as they stream (never all in memory). One statement."""
+        md5, from_bytes = hashlib.md5, int.from_bytes  # hash_canonical, inlined: 100,000 rows 0.88 -> 0.74 s
         count = total = 0
         with self._lock:
-            for _, text in self._synced_rows(table, canonical_sql, skip):
-                count += 1
-                total += hash_canonical(text)
+            rows = self._synced_rows(table, canonical_sql, skip)
+            while chunk := rows.fetchmany(_HASH_CHUNK):
+                count += len(chunk)
+                total += sum([from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
+                                         signed=True) for _, text in chunk])
         return count, total
 
     def _synced_rows(self, table: str, canonical_sql: str, skip: Iterable[str],
