@@ -84,11 +84,12 @@ class Puller:
         aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-checkpoint")
         try:
             with self.store.checkpoints_aside() as checkpoint:
-                pending: list[Future[None]] = []
+                running: Future[None] | None = None
 
-                def checkpoint_soon() -> None:
-                    if not pending or pending[-1].done():
-                        pending.append(aside.submit(checkpoint))
+                def checkpoint_soon() -> None:  # unless one is still running
+                    nonlocal running
+                    if running is None or running.done():
+                        running = aside.submit(checkpoint)
 
                 self._pull_pages(result, prefetch, checkpoint_soon)
                 checkpoint_soon()

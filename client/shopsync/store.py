@@ -7,7 +7,6 @@ grow additively when the server's schema version rises.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 from . import invoice
 from .bases import BASES_DDL, Bases
-from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS, hash_canonical, row_hasher, sqlite_canonical_sql
+from .checksums import SQLITE_AGGREGATES, SQLITE_FUNCTIONS, hash_canonical, hash_sum, row_hasher, sqlite_canonical_sql
 from .conflicts import CONFLICTS_DDL, Conflict, ConflictLog
 from .errors import InvalidValueError, NotFoundError, SchemaError
 from .outbox import OUTBOX_DDL, Outbox
@@ -414,12 +413,23 @@ class LocalStore:
             rows = self._synced_rows(table, sqlite_canonical_sql(spec, columns), skip, only=list(out)).fetchall()
         for row_id, text in rows:
             out[str(row_id)] = ("h", hash_canonical(text))
+        out.update(self.unsettled_views(table, columns, skip, only=list(out)))
+        return out
+
+    def unsettled_views(self, table: str, columns: Sequence[str], skip: Iterable[str],
+                        only: Sequence[str] | None = None) -> dict[str, tuple[str, int]]:
+        """What the rows :meth:`unsettled_rows` returns count for in the verified checksum (as
+        :meth:`row_views` says it): a live base is ``("h", its hash)`` unless its id is in ``skip``,
+        a row the device cannot vouch for ``("u", 0)``; rows that count for nothing are left out."""
+        spec = self.table(table)
+        skipped = set(skip)
         hasher = None
-        for base, row_id in self.unsettled_rows(table, only=list(out)):
+        out: dict[str, tuple[str, int]] = {}
+        for base, row_id in self.unsettled_rows(table, only=only):
             if base is None:
                 out[row_id] = ("u", 0)
-            elif row_id not in skip and base.get("deleted_at") is None:
-                hasher = hasher or row_hasher(spec, columns)
+            elif row_id not in skipped and base.get("deleted_at") is None:
+                hasher = hasher or row_hasher(spec, list(columns))
                 out[row_id] = ("h", hasher(base))
         return out
 
@@ -556,14 +566,12 @@ class LocalStore:
         on top (queued events, open conflict), leaving out ``skip``: SQLite renders each row
         (``canonical_sql``, from :func:`shopsync.checksums.sqlite_canonical_sql` over alias ``t``)
         and the rows' texts are hashed as they stream (never all in memory). One statement."""
-        md5, from_bytes = hashlib.md5, int.from_bytes  # hash_canonical, inlined: 100,000 rows 0.88 -> 0.74 s
         count = total = 0
         with self._lock:
             rows = self._synced_rows(table, canonical_sql, skip)
             while chunk := rows.fetchmany(_HASH_CHUNK):
                 count += len(chunk)
-                total += sum([from_bytes(md5(text.encode("utf-8"), usedforsecurity=False).digest()[:8], "big",
-                                         signed=True) for _, text in chunk])
+                total += hash_sum([text for _, text in chunk])
         return count, total
 
     def _synced_rows(self, table: str, canonical_sql: str, skip: Iterable[str],

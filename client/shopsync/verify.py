@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .checksums import TableChecksum, checksum_hex, row_hasher, sqlite_canonical_sql
+from .checksums import TableChecksum, checksum_hex, sqlite_canonical_sql
 from .errors import ProtocolError, ShopSyncError
 from .schema import TableSpec, utc_now_iso
 from .status import Repair, SyncResult, UnreadableRow
@@ -186,14 +186,12 @@ class Verifier:
         table (SQLite renders synced rows; bases are hashed here), hashed as the rows are read;
         ids it cannot vouch for go to ``unknown``, ids in ``skipped`` are left out."""
         count, total = self.store.synced_row_hashes(spec.name, sqlite_canonical_sql(spec, columns), skipped)
-        base_hash = None
-        for base, row_id in self.store.unsettled_rows(spec.name):
-            if base is None:
+        for row_id, (kind, h) in self.store.unsettled_views(spec.name, columns, skipped).items():
+            if kind == "u":
                 unknown.append(row_id)
-            elif row_id not in skipped and base.get("deleted_at") is None:
-                base_hash = base_hash or row_hasher(spec, columns)
+            else:
                 count += 1
-                total += base_hash(base)
+                total += h
         return TableChecksum(count, checksum_hex(total))
 
     def _unreadable(self) -> dict[str, list[str]]:
