@@ -80,7 +80,11 @@ step "release $release_tag (${release_commit:0:12}): ${#released[@]} released mi
 # -- 2. a database of the release -----------------------------------------------------------------
 make_project_dir "$project"
 git -C "$lanes_root" archive "$release_commit" supabase | tar -x -C "$project" || lanes_die "git archive of $release_commit failed"
-stack reset >/dev/null || lanes_die "building the release's database failed (log: $project/.stack/pg/postgres.log)"
+if ! stack reset >/dev/null; then
+  # The work folder (and the log) goes at exit: show the log's end here.
+  tail -n 30 "$project/.stack/pg/postgres.log" 2>/dev/null | sed "s/^/$lane: postgres.log: /" >&2
+  lanes_die "building the release's database failed (log above)"
+fi
 while IFS= read -r line; do
   value=${line#*=} && value=${value#\"} && export "${line%%=*}=${value%\"}"
 done < <(stack env)
