@@ -1,13 +1,15 @@
 """A till's sale as the server sees it: ten events (an invoice, an order, four items, four stock
 movements) built by the client library, and their push timed directly in Postgres.
 
-    .venv/bin/python bench/sale.py [--sales 200] [--statements]
+    .venv/bin/python bench/sale.py [--sales 200] [--statements] [--floor]
 
 Prints the p50/p90 of one 10-event ``sync_push`` measured on a direct connection (the statement
 and its commit: no HTTP, no gateway), and with ``--statements`` the server's statements of those
 pushes (pg_stat_statements with track = all and track_planning: the planning of the statements
-inside the functions too) per push. bench/run.py's small-push and fleet rows use
-the same sale.
+inside the functions too) per push. With ``--floor``: the same sales alternately pushed and
+written by four plain inserts (one per table, as postgres, every trigger on: versions, change log,
+checksums, stock levels, invoice chain), the floor a push cannot go under while it keeps those
+writes. bench/run.py's small-push and fleet rows use the same sale.
 """
 
 from __future__ import annotations
@@ -171,16 +173,87 @@ def profile_sales(b: run.Bench, n: int, statements: bool, top: int = 30) -> dict
             "planning": totals}
 
 
+#: The order a sale's tables are written in (an order's items and movements after what they name).
+SALE_TABLES = ("invoices", "orders", "order_items", "stock_movements")
+
+
+def floor_vs_push(b: run.Bench, n: int, warm: int = 5) -> dict[str, Any]:
+    """n + warm sales pushed through ``sync_push`` and as many written by plain inserts (one
+    ``insert ... select from jsonb_populate_recordset`` per table, as postgres: every trigger runs,
+    no push machinery), alternating on one direct connection; milliseconds of statements + commit
+    after ``warm`` of each, and the plain path per table."""
+    client, products, shop, email = sale_device(b, f"floor-{uuid.uuid4().hex[:6]}")
+    sales = queued_sales(client, products, 2 * (n + warm))
+    claims = json.dumps(run_claims(b, email))
+    headers = json.dumps({"x-device-secret": client.store.get_meta("device_secret")})
+    device = client.store.device_id
+    pushed: list[float] = []
+    plain: list[float] = []
+    per_table: dict[str, list[float]] = {t: [] for t in (*SALE_TABLES, "commit")}
+    try:
+        with psycopg.connect(b.settings.db_url) as conn:
+            columns = {t: {r[0] for r in conn.execute(
+                "select column_name from information_schema.columns where table_schema = 'public'"
+                " and table_name = %s", (t,))} for t in SALE_TABLES}
+            for k, events in enumerate(sales):
+                timed = k >= 2 * warm
+                if k % 2 == 0:
+                    conn.execute("select set_config('role', 'authenticated', true),"
+                                 " set_config('request.jwt.claims', %s, true), set_config('request.headers', %s, true)",
+                                 (claims, headers))
+                    t0 = time.perf_counter()
+                    r = conn.execute("select public.sync_push(%s, %s::jsonb)::text", (device, json.dumps(events))).fetchone()
+                    conn.commit()
+                    if timed:
+                        pushed.append((time.perf_counter() - t0) * 1000)
+                    bad = [x for x in json.loads(r[0] if r else "{}").get("results", []) if x.get("status") != "applied"]
+                    if bad:
+                        raise RuntimeError(f"sale push not applied: {bad[:2]}")
+                    continue
+                rows: dict[str, list[dict[str, Any]]] = {}
+                for e in events:
+                    row = {c: v for c, v in e["data"].items() if c in columns[e["table"]]}
+                    rows.setdefault(e["table"], []).append({**row, "id": e["row_id"], "shop_id": shop})
+                t0 = t = time.perf_counter()
+                for table in SALE_TABLES:
+                    if table in rows:
+                        names = ", ".join(f'"{c}"' for c in rows[table][0])
+                        conn.execute(f"insert into public.{table} ({names}) select {names}"  # noqa: S608 (bench)
+                                     f" from jsonb_populate_recordset(null::public.{table}, %s::jsonb)",
+                                     (json.dumps(rows[table]),))
+                    if timed:
+                        per_table[table].append((time.perf_counter() - t) * 1000)
+                    t = time.perf_counter()
+                conn.commit()
+                if timed:
+                    per_table["commit"].append((time.perf_counter() - t) * 1000)
+                    plain.append((time.perf_counter() - t0) * 1000)
+    finally:
+        client.store.close()
+    p, f = statistics.median(pushed), statistics.median(plain)
+    return {"sales": n, "push_p50_ms": p, "floor_p50_ms": f, "floor_share": f / p,
+            "floor_per_table_p50_ms": {t: statistics.median(v) for t, v in per_table.items() if v}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sales", type=int, default=200)
     ap.add_argument("--statements", action="store_true")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--floor", action="store_true", help="the sale's floor: its rows by plain inserts")
     args = ap.parse_args()
     settings = run.load_settings(run.ROOT / ".env")
     with tempfile.TemporaryDirectory(prefix="shopsync-sale-") as tmp:
         b = run.Bench(settings, run.FULL, Path(tmp))
         with run.raised_limits(b.conn):
+            if args.floor:
+                fl = floor_vs_push(b, args.sales)
+                print(f"{fl['sales']} sales each way, alternating, direct: sync_push p50 {fl['push_p50_ms']:.2f} ms;"
+                      f" the same rows by four plain inserts with every trigger p50 {fl['floor_p50_ms']:.2f} ms"
+                      f" ({fl['floor_share']:.2f} of the push)")
+                print("plain inserts per table, p50 ms: " + ", ".join(
+                    f"{t} {v:.2f}" for t, v in fl["floor_per_table_p50_ms"].items()))
+                return 0
             r = profile_sales(b, args.sales, args.statements, args.top)
     print(f"{r['pushes']} sale pushes of {r['events_per_push']} events, direct: p50 {r['p50_ms']:.2f} ms,"
           f" p90 {r['p90_ms']:.2f} ms, mean {r['mean_ms']:.2f} ms; backend CPU {r['backend_cpu_ms_per_push']:.2f} ms"
