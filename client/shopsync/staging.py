@@ -32,8 +32,8 @@ __all__ = ["PullStage", "STAGE_PREFIX", "SHADOW_PREFIX", "AWAITING_PULL_DDL", "A
 
 STAGE_PREFIX = "_stage_"
 #: A table the device held nothing of when a staging run began is staged into its shadow
-#: (``_shadow_<table>``: the table's own column types, the key on id), with a running checksum in
-#: ``_meta`` (``shadow_sum:<table>``) kept page by page.
+#: (``_shadow_<table>``: the table's own column types), with a running checksum in ``_meta``
+#: (``shadow_sum:<table>``) kept page by page.
 SHADOW_PREFIX = "_shadow_"
 SUM_KEY = "shadow_sum:"
 _MOD = 1 << 64
@@ -181,9 +181,10 @@ class PullStage:
         stage rows and the device holds nothing of it (:meth:`_untouched`). None: the untyped stage.
 
         The shadow declares the table's columns exactly as the table does (same types, so same
-        affinities: it stores each value as the table will), with the key on id (a row pulled
-        again replaces its earlier version), and its running checksum starts at nothing. Columns
-        added mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
+        affinities: it stores each value as the table will) and, like the untyped stage, no key:
+        rows are appended in pull order (an index on id, written at random places page after page,
+        cost more than the check it saves). Its running checksum starts at nothing. Columns added
+        mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
         conn = self._conn
         table = spec.name
         name = _q(SHADOW_PREFIX + table)
@@ -191,7 +192,7 @@ class PullStage:
         declared = {r[1]: r[2] for r in conn.execute(f"pragma table_info({_q(table)})")}
 
         def column(c: ColumnSpec) -> str:
-            return f"{_q(c.name)} {declared.get(c.name, c.sqlite_type)}{' primary key' if c.name == 'id' else ''}"
+            return f"{_q(c.name)} {declared.get(c.name, c.sqlite_type)}"
         if not existing:
             stage = STAGE_PREFIX + table
             if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (stage,)).fetchone() \
@@ -214,10 +215,11 @@ class PullStage:
                     page_cols: list[str] | None, refuse: Callable[[str, Exception], None]) -> int:
         """Stage a page's rows of a table into its shadow: types checked as :meth:`apply` checks
         them (the shadow has affinities: SQLite would convert a wrong type, not refuse it), each row
-        upserted whole (the columns the page lacks null), and the shadow's running checksum moved
-        in the same transaction: minus what these ids counted for before, plus what they count
-        for now (live rows rendered as the verification renders them). A refused row stops the
-        checksum (the verification then hashes the table)."""
+        appended whole (the columns the page lacks null), and the shadow's running checksum moved
+        in the same transaction by the page's live rows, read back as stored and rendered as the
+        verification renders them. A row pulled again is counted again: the merge takes the
+        earlier versions out (:meth:`_shadow_checksum`). A refused row stops the checksum (the
+        verification then hashes the table)."""
         conn = self._conn
         table = spec.name
         refused: list[str] = []
@@ -229,26 +231,43 @@ class PullStage:
         held = self._running_sum(table)
         if held is not None and (refused or held.get("columns") != [c.name for c in spec.columns]):
             held = None
-        ids = [r[g_cols.index("id")] for g_cols, g_rows in groups for r in g_rows]
         shadow = _q(SHADOW_PREFIX + table)
-        pick = (f"select {sqlite_canonical_sql(spec, held['columns'])} from {shadow} as t"
-                " where t.id in (select value from json_each(?)) and t.deleted_at is null") if held else ""
-        id_list = json.dumps(ids)
-        before = [r[0] for r in conn.execute(pick, (id_list,))] if held and ids else []
+        before = conn.execute(f"select coalesce(max(rowid), 0) from {shadow}").fetchone()[0]
+        staged = 0
         for g_cols, g_rows in groups:
             missing = [n for n in names if n not in g_cols]
             listed = ", ".join(_q(n) for n in [*g_cols, *missing])
             values = ", ".join(["?"] * len(g_cols) + ["null"] * len(missing))
-            sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in [*g_cols, *missing] if n != "id")
-            conn.executemany(f"insert into {shadow} ({listed}) values ({values}) on conflict (id) do update set {sets}",
-                             g_rows)
-        if held is not None and ids:
-            after = [r[0] for r in conn.execute(pick, (id_list,))]
-            held["count"] = int(held["count"]) + len(after) - len(before)
-            held["sum"] = (int(held["sum"]) + hash_sum(after) - hash_sum(before)) % _MOD
-        if held is not None or refused:
+            conn.executemany(f"insert into {shadow} ({listed}) values ({values})", g_rows)
+            staged += len(g_rows)
+        if held is not None and staged:
+            texts = [r[0] for r in conn.execute(
+                f"select {sqlite_canonical_sql(spec, held['columns'])} from {shadow} as t"
+                " where t.rowid > ? and t.deleted_at is null", (before,))]
+            held["count"] = int(held["count"]) + len(texts)
+            held["sum"] = (int(held["sum"]) + hash_sum(texts)) % _MOD
+        if (held is not None and staged) or refused:
             self._set_running_sum(table, held)
-        return len(ids)
+        return staged
+
+    def _shadow_checksum(self, spec: TableSpec, stage: str, held: dict[str, Any]) -> tuple[int, int]:
+        """Right after a shadow was merged into a table that held nothing: the table's verified
+        checksum (count, sum) from the shadow's running one. Each staged row made one row of the
+        table with its values as staged, so when the table has as many rows as the shadow, no row
+        was pulled twice and the running checksum is the table's; otherwise the staged versions of
+        the rows pulled more than once are taken out and what the table holds of them put in."""
+        conn = self._conn
+        count, total = int(held["count"]), int(held["sum"])
+        table = _q(spec.name)
+        if conn.execute(f"select count(*) from {stage}").fetchone()[0] == \
+                conn.execute(f"select count(*) from {table}").fetchone()[0]:
+            return count, total
+        again = json.dumps([r[0] for r in conn.execute(f"select id from {stage} group by id having count(*) > 1")])
+        canonical = sqlite_canonical_sql(spec, held["columns"])
+        pick = " as t where t.id in (select value from json_each(?)) and t.deleted_at is null"
+        staged = [r[0] for r in conn.execute(f"select {canonical} from {stage}" + pick, (again,))]
+        held_now = [r[0] for r in conn.execute(f"select {canonical} from {table}" + pick, (again,))]
+        return count - len(staged) + len(held_now), (total - hash_sum(staged) + hash_sum(held_now)) % _MOD
 
     def _add_table(self, spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
                    refuse: Callable[[str, Exception], None]) -> int:
@@ -383,7 +402,7 @@ class PullStage:
             if self._merge_stage(store, spec, stage) and held is not None:
                 columns = [c.name for c in spec.columns]
                 if held.get("columns") == columns:
-                    store.record_checksum(table, columns, int(held["count"]), int(held["sum"]))
+                    store.record_checksum(table, columns, *self._shadow_checksum(spec, stage, held))
             if shadow:
                 conn.execute(f"drop table {stage}")
                 conn.execute("delete from _meta where key = ?", (SUM_KEY + table,))
