@@ -428,15 +428,19 @@ class PullStage:
                          (table,))
         # Rows with queued events or an open conflict: the server row becomes their base, the
         # local values stay on top (few rows; the per-row path, in pull order).
+        # (Each a one-row probe first: with nothing of the table queued, in conflict or based, a
+        # list of every staged id is not built for nothing: 0.2 s per 100,000 rows for the bases.)
         local = (" (select row_id from _outbox where table_name = ?"
                  " union select row_id from _conflicts where table_name = ? and resolved_at is null)")
-        special = conn.execute(
-            f"select {', '.join('s.' + _q(n) for n in names)} from {stage} as s where s.id in {local}"
-            " order by s.rowid", (table, table)).fetchall()
-        for row in special:
-            store.adopt_server_row(table, row[names.index("id")], dict(zip(names, row, strict=True)))
-        conn.execute(f"delete from _bases where table_name = ? and row_id in (select id from {stage})"
-                     f" and row_id not in {local}", (table, table, table))
+        if conn.execute(f"select exists {local}", (table, table)).fetchone()[0]:
+            special = conn.execute(
+                f"select {', '.join('s.' + _q(n) for n in names)} from {stage} as s where s.id in {local}"
+                " order by s.rowid", (table, table)).fetchall()
+            for row in special:
+                store.adopt_server_row(table, row[names.index("id")], dict(zip(names, row, strict=True)))
+        if conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None:
+            conn.execute(f"delete from _bases where table_name = ? and row_id in (select id from {stage})"
+                         f" and row_id not in {local}", (table, table, table))
         # The rest in pull order (the last version of a row wins), except over what the device
         # holds at a newer server version, or a rejected edit at this version (it stays
         # visible, failed, until the server has news).

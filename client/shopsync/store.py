@@ -190,7 +190,11 @@ class LocalStore:
                 self._recording.clear()
                 raise
             else:
-                self._conn.execute("commit")
+                try:
+                    self._conn.execute("commit")
+                except BaseException:
+                    self._recording.clear()
+                    raise
                 changed = self.changes.take()
                 self._recorded.update(self._recording)
                 self._recording.clear()
