@@ -10,6 +10,13 @@ consistent page everything staged is applied in one SQLite transaction, the way 
 was: rows with queued edits or an open conflict through ``adopt_server_row``, rows the device
 holds at a newer server version (or a rejected edit at this version) left alone, the rest with one
 ``insert ... select`` per table.
+
+A table the device holds nothing of when its first rows of a staging run come (the initial sync,
+mostly) is staged into its shadow (``_shadow_<table>``) instead: the table's own column types, and
+a running checksum of the staged live rows kept in ``_meta`` with each page. If the table still
+holds nothing at the merge, the shadow is copied in as it is and its checksum is the table's: the
+store keeps it for the check at the tip (``LocalStore.record_checksum``), which then does not hash
+the table; the hashing happened page by page, while the next page was fetched.
 """
 
 from __future__ import annotations

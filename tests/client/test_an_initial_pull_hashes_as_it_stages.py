@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest_client import whole_table_hashes
 from tenants import Tenant, make_tenant
 
 from shopsync import LocalStore, SyncClient
@@ -55,19 +56,6 @@ def _products(shop_id: str) -> tuple[str, tuple[Any, ...]]:
             " from generate_series(1, %s) as g", (shop_id, PRODUCTS))
 
 
-def _whole_hashes(monkeypatch: Any) -> list[str]:
-    """The tables hashed whole from now on (a spy on the real method)."""
-    whole: list[str] = []
-    real = LocalStore.synced_row_hashes
-
-    def spy(self: LocalStore, table: str, canonical_sql: str, skip: Any = ()) -> tuple[int, int]:
-        whole.append(table)
-        return real(self, table, canonical_sql, skip)
-
-    monkeypatch.setattr(LocalStore, "synced_row_hashes", spy)
-    return whole
-
-
 def _shadowed(monkeypatch: Any) -> list[str]:
     """The tables whose pages went into a shadow."""
     seen: list[str] = []
@@ -94,7 +82,7 @@ def test_an_initial_pull_of_a_big_transaction_is_verified_without_hashing_a_tabl
         make_device: Any, tenant: Tenant, sql: Any, monkeypatch: Any, client_stack: Any) -> None:
     _one_transaction(client_stack.db_url, tenant.shop_id, _seed(tenant.shop_id), _products(tenant.shop_id))
     dev = make_device("shadow-initial", tenant.staff, sync=False, page_size=PAGE)
-    whole, shadowed = _whole_hashes(monkeypatch), _shadowed(monkeypatch)
+    whole, shadowed = whole_table_hashes(monkeypatch), _shadowed(monkeypatch)
     result = dev.client.sync()
     result.raise_for_errors()
     assert result.verified is True and not result.repairs and result.pulled == CUSTOMERS + PRODUCTS
@@ -124,7 +112,7 @@ def test_a_row_replaced_across_the_pages_of_one_transaction_moves_the_running_ch
     _one_transaction(client_stack.db_url, shop, _seed(shop), first, _seed(shop, 60, "d"), twice, gone,
                      _seed(shop, 60, "e"))
     dev = make_device("shadow-replaced", tenant.staff, sync=False, page_size=PAGE)
-    whole = _whole_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     result = dev.client.sync()
     result.raise_for_errors()
     assert result.verified is True and not result.repairs
@@ -139,7 +127,7 @@ def test_a_local_write_during_the_staging_falls_back_to_hashing_the_table(
         make_device: Any, tenant: Tenant, sql: Any, monkeypatch: Any, client_stack: Any) -> None:
     _one_transaction(client_stack.db_url, tenant.shop_id, _seed(tenant.shop_id))
     dev = make_device("shadow-sold-meanwhile", tenant.staff, sync=False, page_size=PAGE)
-    whole, shadowed = _whole_hashes(monkeypatch), _shadowed(monkeypatch)
+    whole, shadowed = whole_table_hashes(monkeypatch), _shadowed(monkeypatch)
     pages: list[int] = []
 
     def sell_during_the_sync(page: dict[str, Any]) -> None:
@@ -164,7 +152,7 @@ def test_an_edit_behind_the_librarys_back_after_the_initial_pull_is_found_and_re
         make_device: Any, tenant: Tenant, sql: Any, monkeypatch: Any, client_stack: Any) -> None:
     _one_transaction(client_stack.db_url, tenant.shop_id, _seed(tenant.shop_id))
     dev = make_device("shadow-drift", tenant.staff, sync=False, page_size=PAGE)
-    whole = _whole_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     dev.client.sync().raise_for_errors()
     assert "customers" not in whole
     [row] = dev.store.query("customers", {"name": "c5"})
@@ -222,7 +210,7 @@ def test_killed_mid_staging_the_shadow_resumes_and_still_needs_no_hash(
     assert store.stage.cursor() is not None and store.count("customers") == 0
     assert conn.execute("select count(*) from " + SHADOW_PREFIX + "customers").fetchone()[0] == 2 * PAGE
     assert store.get_meta("shadow_sum:customers") is not None  # the running checksum of the 2 committed pages
-    whole = _whole_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     client = SyncClient(store, supabase.create_client(client_stack.api_url, client_stack.anon_key),
                         access_token=token_for(tenant.staff), page_size=PAGE)
     result = client.sync()

@@ -12,6 +12,7 @@ import pytest
 
 from shopsync import LocalStore, UnreadableRow
 from shopsync.checksums import sqlite_canonical_sql
+from shopsync.staging import _by_table
 
 SHOP = "aaaaaaaa-0000-4000-8000-000000000000"
 TS = "2026-11-30T14:21:29.5+00:00"
@@ -125,3 +126,24 @@ def test_a_column_added_mid_staging_lands_and_the_checksum_is_not_kept(store: Lo
         store.stage.merge(store)
     assert store.get("products", row["id"])["barcode"] == "4006381333931" and store.count("products") == 2
     assert store.take_recorded_checksum("products") is None
+
+
+def test_a_file_with_rows_staged_untyped_goes_on_untyped(store: LocalStore) -> None:
+    """A file staged by an earlier version (rows in ``_stage_products``, no shadow) whose staging
+    goes on: the table's later pages join the untyped stage, and all of it merges."""
+    first = _product(name="v1")
+    changes, cols = _page(store, [first, _product()])
+    with store.transaction():
+        for spec, rows, refuse in _by_table(store.schema.tables, changes, None):
+            store.stage._add_table(spec, rows, cols["products"], refuse)  # noqa: SLF001 (as before shadows)
+        store.stage.set_cursor(2)
+    assert store.stage.staged_tables() == ["products"]
+    changes, cols = _page(store, [_product(first["id"], name="v2", version=2), _product()], 10)
+    with store.transaction():
+        store.stage.add(store.schema.tables, changes, [], cols)
+    assert store.stage.count() == 4 and store._conn.execute(  # noqa: SLF001
+        "select count(*) from sqlite_master where name = '_shadow_products'").fetchone()[0] == 0
+    with store.transaction():
+        store.stage.merge(store)
+    assert store.count("products") == 3 and store.get("products", first["id"])["name"] == "v2"
+    assert store.take_recorded_checksum("products") is None  # staged untyped: the check hashes the table
