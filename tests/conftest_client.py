@@ -146,3 +146,18 @@ def local_rows(store: Any) -> set[tuple[str, str, int]]:
         for r in store.query(t, include_deleted=True):
             out.add((t, r["id"], r["version"]))
     return out
+
+
+def whole_table_hashes(monkeypatch: Any) -> list[str]:
+    """The tables the check hashes whole from now on (a spy on ``LocalStore.synced_row_hashes``)."""
+    from shopsync import LocalStore
+
+    whole: list[str] = []
+    real = LocalStore.synced_row_hashes
+
+    def spy(self: Any, table: str, canonical_sql: str, skip: Any = ()) -> tuple[int, int]:
+        whole.append(table)
+        return real(self, table, canonical_sql, skip)
+
+    monkeypatch.setattr(LocalStore, "synced_row_hashes", spy)
+    return whole

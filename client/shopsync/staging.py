@@ -10,6 +10,13 @@ consistent page everything staged is applied in one SQLite transaction, the way 
 was: rows with queued edits or an open conflict through ``adopt_server_row``, rows the device
 holds at a newer server version (or a rejected edit at this version) left alone, the rest with one
 ``insert ... select`` per table.
+
+A table the device holds nothing of when its first rows of a staging run come (the initial sync,
+mostly) is staged into its shadow (``_shadow_<table>``) instead: the table's own column types, and
+a running checksum of the staged live rows kept in ``_meta`` with each page. If the table still
+holds nothing at the merge, the shadow is copied in as it is and its checksum is the table's: the
+store keeps it for the check at the tip (``LocalStore.record_checksum``), which then does not hash
+the table; the hashing happened page by page, while the next page was fetched.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .checksums import hash_sum, sqlite_canonical_sql
 from .errors import ShopSyncError
 from .status import UnreadableRow
 from .watch import ALL_ROWS
@@ -27,9 +35,15 @@ if TYPE_CHECKING:
     from .schema import ColumnSpec, TableSpec
     from .store import LocalStore
 
-__all__ = ["PullStage", "STAGE_PREFIX", "AWAITING_PULL_DDL", "AWAITING_PULL_TABLES"]
+__all__ = ["PullStage", "STAGE_PREFIX", "SHADOW_PREFIX", "AWAITING_PULL_DDL", "AWAITING_PULL_TABLES"]
 
 STAGE_PREFIX = "_stage_"
+#: A table the device held nothing of when a staging run began is staged into its shadow
+#: (``_shadow_<table>``: the table's own column types), with a running checksum in ``_meta``
+#: (``shadow_sum:<table>``) kept page by page.
+SHADOW_PREFIX = "_shadow_"
+SUM_KEY = "shadow_sum:"
+_MOD = 1 << 64
 #: Tables whose rows feed a value the server derives (stock movements -> inventory_levels): a row
 #: this device wrote is counted on top of the pulled derived value until its own server entry is
 #: pulled (and with it, in the same consistent page, the derived value that includes it).
@@ -75,19 +89,30 @@ class PullStage:
             "insert into _meta (key, value) values ('stage_cursor', ?)"
             " on conflict (key) do update set value = excluded.value", (None if cursor is None else str(cursor),))
 
+    def _stages(self) -> list[tuple[str, str, bool]]:
+        """(table, its stage table, whether it is a shadow) of every stage table, the untyped ones first."""
+        out = []
+        for (name,) in self._conn.execute(
+                "select name from sqlite_master where type = 'table' and (name like '\\_stage\\_%' escape '\\'"
+                " or name like '\\_shadow\\_%' escape '\\') order by name like '\\_shadow\\_%' escape '\\', name"):
+            shadow = name.startswith(SHADOW_PREFIX)
+            out.append((name[len(SHADOW_PREFIX if shadow else STAGE_PREFIX):], name, shadow))
+        return out
+
     def staged_tables(self) -> list[str]:
-        return [r[0][len(STAGE_PREFIX):] for r in self._conn.execute(
-            "select name from sqlite_master where type = 'table' and name like '\\_stage\\_%' escape '\\'")]
+        """The tables with a stage table (untyped or shadow), each once."""
+        return list(dict.fromkeys(t for t, _, _ in self._stages()))
 
     def count(self) -> int:
         """Rows staged now (distinct rows: a row pulled twice counts once)."""
-        return sum(int(self._conn.execute(f"select count(*) from {_q(STAGE_PREFIX + t)}").fetchone()[0])
-                   for t in self.staged_tables())
+        return sum(int(self._conn.execute(f"select count(*) from {_q(name)}").fetchone()[0])
+                   for _, name, _ in self._stages())
 
     def clear(self) -> None:
         """Forget everything staged (a reset, or a schema refill: the rows are pulled again)."""
-        for t in self.staged_tables():
-            self._conn.execute(f"delete from {_q(STAGE_PREFIX + t)}")
+        for _, name, shadow in self._stages():
+            self._conn.execute(f"drop table {_q(name)}" if shadow else f"delete from {_q(name)}")
+        self._conn.execute("delete from _meta where key like 'shadow\\_sum:%' escape '\\'")
         self.set_cursor(None)
 
     # -- staging ------------------------------------------------------------------------------------
@@ -122,11 +147,134 @@ class PullStage:
         (``{"seq", "table", "row_id", "row"}``). Text and integer values, most of a page, are
         bound as they came and checked by SQLite (the staging table's ``typeof`` checks); only the other kinds
         (timestamps, numerics, json, ...) are converted in Python. A page SQLite refuses takes the
-        full conversion, row by row."""
+        full conversion, row by row.
+
+        A table that holds nothing on this device (no rows, nothing queued, in conflict, based or
+        awaited) when its first rows of a staging run come is staged into its shadow instead
+        (:meth:`_add_shadow`)."""
         staged = 0
         for spec, rows, refuse in _by_table(tables, changes, unreadable):
-            staged += self._add_table(spec, rows, (columns or {}).get(spec.name), refuse)
+            page_cols = (columns or {}).get(spec.name)
+            shadow = self._shadow_table(spec)
+            staged += (self._add_table(spec, rows, page_cols, refuse) if shadow is None
+                       else self._add_shadow(spec, shadow, rows, page_cols, refuse))
         return staged
+
+    # -- shadows --------------------------------------------------------------------------------------
+    def _untouched(self, table: str) -> bool:
+        """Does the device hold nothing of ``table``: no row, no queued event, no open conflict, no
+        base, no row awaiting its pull?"""
+        return not self._conn.execute(
+            f"select exists (select 1 from {_q(table)})"
+            " or exists (select 1 from _outbox where table_name = ?)"
+            " or exists (select 1 from _conflicts where table_name = ? and resolved_at is null)"
+            " or exists (select 1 from _bases where table_name = ?)"
+            " or exists (select 1 from _awaiting_pull where table_name = ?)", (table,) * 4).fetchone()[0]
+
+    def _running_sum(self, table: str) -> dict[str, Any] | None:
+        """The shadow's running checksum (``{"columns", "count", "sum"}``), None when not kept."""
+        row = self._conn.execute("select value from _meta where key = ?", (SUM_KEY + table,)).fetchone()
+        held = json.loads(row[0]) if row and row[0] is not None else None
+        return held if isinstance(held, dict) else None
+
+    def _set_running_sum(self, table: str, held: dict[str, Any] | None) -> None:
+        self._conn.execute(
+            "insert into _meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+            (SUM_KEY + table, None if held is None else json.dumps(held)))
+
+    def _shadow_table(self, spec: TableSpec) -> list[str] | None:
+        """The column names of the table's shadow (``_shadow_<table>``), made when the table's rows
+        should go there: the staging run has a shadow of it already, or the table has no untyped
+        stage rows and the device holds nothing of it (:meth:`_untouched`). None: the untyped stage.
+
+        The shadow declares the table's columns exactly as the table does (same types, so same
+        affinities: it stores each value as the table will) and, like the untyped stage, no key:
+        rows are appended in pull order (an index on id, written at random places page after page,
+        cost more than the check it saves). Its running checksum starts at nothing. Columns added
+        mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
+        conn = self._conn
+        table = spec.name
+        name = _q(SHADOW_PREFIX + table)
+        existing = [r[1] for r in conn.execute(f"pragma table_info({name})")]
+        declared = {r[1]: r[2] for r in conn.execute(f"pragma table_info({_q(table)})")}
+
+        def column(c: ColumnSpec) -> str:
+            return f"{_q(c.name)} {declared.get(c.name, c.sqlite_type)}"
+        if not existing:
+            stage = STAGE_PREFIX + table
+            if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (stage,)).fetchone() \
+                    and conn.execute(f"select 1 from {_q(stage)} limit 1").fetchone():
+                return None  # this run stages the table untyped already
+            if not spec.has_column("id") or not self._untouched(table):
+                return None
+            conn.execute(f"create table {name} ({', '.join(column(c) for c in spec.columns)})")
+            names = [c.name for c in spec.columns]
+            self._set_running_sum(table, {"columns": names, "count": 0, "sum": 0})
+            return names
+        missing = [c for c in spec.columns if c.name not in existing]
+        for c in missing:
+            conn.execute(f"alter table {name} add column {column(c)}")
+        if missing:
+            self._set_running_sum(table, None)  # the rows before were hashed without these columns
+        return existing + [c.name for c in missing]
+
+    def _add_shadow(self, spec: TableSpec, names: list[str], rows: dict[str, tuple[Any, Any]],
+                    page_cols: list[str] | None, refuse: Callable[[str, Exception], None]) -> int:
+        """Stage a page's rows of a table into its shadow: types checked as :meth:`apply` checks
+        them (the shadow has affinities: SQLite would convert a wrong type, not refuse it), each row
+        appended whole (the columns the page lacks null), and the shadow's running checksum moved
+        in the same transaction by the page's live rows, read back as stored and rendered as the
+        verification renders them. A row pulled again is counted again: the merge takes the
+        earlier versions out (:meth:`_shadow_checksum`). A refused row stops the checksum (the
+        verification then hashes the table)."""
+        conn = self._conn
+        table = spec.name
+        refused: list[str] = []
+
+        def refuse_here(row_id: str, exc: Exception) -> None:
+            refused.append(row_id)
+            refuse(row_id, exc)
+        groups = _checked_groups(spec, rows, page_cols, refuse_here)
+        held = self._running_sum(table)
+        if held is not None and (refused or held.get("columns") != [c.name for c in spec.columns]):
+            held = None
+        shadow = _q(SHADOW_PREFIX + table)
+        before = conn.execute(f"select coalesce(max(rowid), 0) from {shadow}").fetchone()[0]
+        staged = 0
+        for g_cols, g_rows in groups:
+            missing = [n for n in names if n not in g_cols]
+            listed = ", ".join(_q(n) for n in [*g_cols, *missing])
+            values = ", ".join(["?"] * len(g_cols) + ["null"] * len(missing))
+            conn.executemany(f"insert into {shadow} ({listed}) values ({values})", g_rows)
+            staged += len(g_rows)
+        if held is not None and staged:
+            texts = [r[0] for r in conn.execute(
+                f"select {sqlite_canonical_sql(spec, held['columns'])} from {shadow} as t"
+                " where t.rowid > ? and t.deleted_at is null", (before,))]
+            held["count"] = int(held["count"]) + len(texts)
+            held["sum"] = (int(held["sum"]) + hash_sum(texts)) % _MOD
+        if (held is not None and staged) or refused:
+            self._set_running_sum(table, held)
+        return staged
+
+    def _shadow_checksum(self, spec: TableSpec, stage: str, held: dict[str, Any]) -> tuple[int, int]:
+        """Right after a shadow was merged into a table that held nothing: the table's verified
+        checksum (count, sum) from the shadow's running one. Each staged row made one row of the
+        table with its values as staged, so when the table has as many rows as the shadow, no row
+        was pulled twice and the running checksum is the table's; otherwise the staged versions of
+        the rows pulled more than once are taken out and what the table holds of them put in."""
+        conn = self._conn
+        count, total = int(held["count"]), int(held["sum"])
+        table = _q(spec.name)
+        if conn.execute(f"select count(*) from {stage}").fetchone()[0] == \
+                conn.execute(f"select count(*) from {table}").fetchone()[0]:
+            return count, total
+        again = json.dumps([r[0] for r in conn.execute(f"select id from {stage} group by id having count(*) > 1")])
+        canonical = sqlite_canonical_sql(spec, held["columns"])
+        pick = " as t where t.id in (select value from json_each(?)) and t.deleted_at is null"
+        staged = [r[0] for r in conn.execute(f"select {canonical} from {stage}" + pick, (again,))]
+        held_now = [r[0] for r in conn.execute(f"select {canonical} from {table}" + pick, (again,))]
+        return count - len(staged) + len(held_now), (total - hash_sum(staged) + hash_sum(held_now)) % _MOD
 
     def _add_table(self, spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
                    refuse: Callable[[str, Exception], None]) -> int:
@@ -206,56 +354,9 @@ class PullStage:
                      page_cols: list[str] | None, refuse: Callable[[str, Exception], None]) -> int:
         conn = self._conn
         names = [c.name for c in spec.columns]
-        full = [(n, spec.column(n).from_wire) for n in names]
-        groups: list[tuple[list[str], list[list[Any]]]] = []  # (column names, rows in that order)
-
-        def slow(row_id: str, wire: Any) -> list[Any] | None:
-            try:
-                return _full_row(full, page_cols, wire)
-            except _CONVERSION_ERRORS as exc:
-                refuse(row_id, exc)
-                return None
-
-        other: list[list[Any]] = []
-        cols = [spec.column(n) for n in page_cols or () if spec.has_column(n)]
-        if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
-            # Text and integer values as they came, when their type is right (the stage's typeof
-            # checks, here in Python: by the row's type signature, a handful per page).
-            convert = [(j, _per_page(c)) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
-            allowed = [(str, type(None)) if c.kind == "text" else (int, type(None)) if c.kind == "integer" else None
-                       for c in cols]
-            signatures: dict[tuple[type, ...], bool] = {}
-            width = len(cols)
-            fast: list[list[Any]] = []
-            for row_id, (_, vals) in rows.items():
-                sig = tuple(map(type, vals)) if vals.__class__ is list and len(vals) == width else None
-                ok = sig is not None and signatures.get(sig)
-                if ok is None and sig is not None:
-                    ok = signatures[sig] = all(a is None or t in a for t, a in zip(sig, allowed, strict=True))
-                if not ok:
-                    got = slow(row_id, vals)
-                    if got is not None:
-                        other.append(got)
-                    continue
-                row = vals.copy()
-                try:
-                    for j, f in convert:
-                        row[j] = f(row[j])
-                except _CONVERSION_ERRORS as exc:
-                    refuse(row_id, exc)
-                    continue
-                fast.append(row)
-            groups.append(([c.name for c in cols], fast))
-        else:
-            for row_id, (_, vals) in rows.items():
-                got = slow(row_id, vals)
-                if got is not None:
-                    other.append(got)
-        groups.append((names, other))
-        groups = [(g_cols, g_rows) for g_cols, g_rows in groups if g_rows]
+        groups = _checked_groups(spec, rows, page_cols, refuse)
         if not groups:
             return 0
-
         table = spec.name
         ids = [r[g_cols.index("id")] for g_cols, g_rows in groups for r in g_rows]
         store.note_write(table, ids=ids)  # before anything about these rows changes
@@ -293,47 +394,69 @@ class PullStage:
 
     def merge(self, store: LocalStore) -> None:
         """Apply everything staged to the store's tables (inside the caller's transaction), then
-        empty the stage."""
+        empty the stage (a shadow is dropped). A shadow merged into a table the device still held
+        nothing of is copied as it is: the shadow's running checksum is the table's, and the store
+        keeps it for the verification (:meth:`LocalStore.record_checksum`)."""
         conn = self._conn
-        for table in self.staged_tables():
-            stage = _q(STAGE_PREFIX + table)
+        for table, name, shadow in self._stages():
+            stage = _q(name)
             spec = store.schema.tables.get(table)
             if spec is None:
                 conn.execute(f"drop table {stage}")
+                conn.execute("delete from _meta where key = ?", (SUM_KEY + table,))
                 continue
-            names = [r[1] for r in conn.execute(f"pragma table_info({stage})") if spec.has_column(r[1])]
-            target = _q(table)
-            if conn.execute(f"select 1 from {stage} limit 1").fetchone() is None:
-                continue
-            # Watchers (store.watch) learn which rows this commit changed, and the verification
-            # marker that the table was written (store.note_write); a huge apply says "all rows".
-            staged = [r[0] for r in conn.execute(f"select id from {stage} limit ?", (_TOUCH_LIMIT + 1,))]
-            store.note_write(table, ids=staged if len(staged) <= _TOUCH_LIMIT else None)
-            store.changes.touch(table, (ALL_ROWS,) if len(staged) > _TOUCH_LIMIT else staged)
-            if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
-                conn.execute(f"delete from _awaiting_pull where table_name = ? and row_id in (select id from {stage})",
-                             (table,))
-            # Rows with queued events or an open conflict: the server row becomes their base, the
-            # local values stay on top (few rows; the per-row path, in pull order).
-            local = (" (select row_id from _outbox where table_name = ?"
-                     " union select row_id from _conflicts where table_name = ? and resolved_at is null)")
+            held = self._running_sum(table) if shadow and self._untouched(table) else None
+            if self._merge_stage(store, spec, stage) and held is not None:
+                columns = [c.name for c in spec.columns]
+                if held.get("columns") == columns:
+                    store.record_checksum(table, columns, *self._shadow_checksum(spec, stage, held))
+            if shadow:
+                conn.execute(f"drop table {stage}")
+                conn.execute("delete from _meta where key = ?", (SUM_KEY + table,))
+            else:
+                conn.execute(f"delete from {stage}")
+        self.set_cursor(None)
+
+    def _merge_stage(self, store: LocalStore, spec: TableSpec, stage: str) -> bool:
+        """Apply one stage table's rows to its table (see :meth:`merge`); False when it has none."""
+        conn = self._conn
+        table = spec.name
+        names = [r[1] for r in conn.execute(f"pragma table_info({stage})") if spec.has_column(r[1])]
+        target = _q(table)
+        if conn.execute(f"select 1 from {stage} limit 1").fetchone() is None:
+            return False
+        # Watchers (store.watch) learn which rows this commit changed, and the verification
+        # marker that the table was written (store.note_write); a huge apply says "all rows".
+        staged = [r[0] for r in conn.execute(f"select id from {stage} limit ?", (_TOUCH_LIMIT + 1,))]
+        store.note_write(table, ids=staged if len(staged) <= _TOUCH_LIMIT else None)
+        store.changes.touch(table, (ALL_ROWS,) if len(staged) > _TOUCH_LIMIT else staged)
+        if table in AWAITING_PULL_TABLES:  # the server's own entry of the row is here now
+            conn.execute(f"delete from _awaiting_pull where table_name = ? and row_id in (select id from {stage})",
+                         (table,))
+        # Rows with queued events or an open conflict: the server row becomes their base, the
+        # local values stay on top (few rows; the per-row path, in pull order).
+        # (Each a one-row probe first: with nothing of the table queued, in conflict or based, a
+        # list of every staged id is not built for nothing: 0.2 s per 100,000 rows for the bases.)
+        local = (" (select row_id from _outbox where table_name = ?"
+                 " union select row_id from _conflicts where table_name = ? and resolved_at is null)")
+        if conn.execute(f"select exists {local}", (table, table)).fetchone()[0]:
             special = conn.execute(
                 f"select {', '.join('s.' + _q(n) for n in names)} from {stage} as s where s.id in {local}"
                 " order by s.rowid", (table, table)).fetchall()
             for row in special:
                 store.adopt_server_row(table, row[names.index("id")], dict(zip(names, row, strict=True)))
+        if conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None:
             conn.execute(f"delete from _bases where table_name = ? and row_id in (select id from {stage})"
                          f" and row_id not in {local}", (table, table, table))
-            # The rest in pull order (the last version of a row wins), except over what the device
-            # holds at a newer server version, or a rejected edit at this version (it stays
-            # visible, failed, until the server has news).
-            cols = ", ".join(_q(n) for n in names)
-            sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != "id")
-            conn.execute(
-                f"insert into {target} ({cols}, sync_state, last_error) select {cols}, 'synced', null from {stage}"
-                f" where id not in {local} order by rowid" + _pulled_row_wins(target, sets), (table, table))
-            conn.execute(f"delete from {stage}")
-        self.set_cursor(None)
+        # The rest in pull order (the last version of a row wins), except over what the device
+        # holds at a newer server version, or a rejected edit at this version (it stays
+        # visible, failed, until the server has news).
+        cols = ", ".join(_q(n) for n in names)
+        sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != "id")
+        conn.execute(
+            f"insert into {target} ({cols}, sync_state, last_error) select {cols}, 'synced', null from {stage}"
+            f" where id not in {local} order by rowid" + _pulled_row_wins(target, sets), (table, table))
+        return True
 
 
 def _per_page(col: ColumnSpec) -> Callable[[Any], Any]:
@@ -353,6 +476,61 @@ def _per_page(col: ColumnSpec) -> Callable[[Any], Any]:
         except TypeError:  # not hashable: not a timestamp either; convert says so
             return convert(v)
     return once
+
+
+def _checked_groups(spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
+                    refuse: Callable[[str, Exception], None]) -> list[tuple[list[str], list[list[Any]]]]:
+    """A page's rows of ``spec``'s table ready to bind, in groups of (column names, rows in that
+    order), empty groups left out: text and integer values as they came when their type is right
+    (the stage's ``typeof`` checks, here in Python: by the row's type signature, a handful per
+    page), the other kinds converted; a row of another shape or a wrong type takes the full
+    conversion (every column, in the table's order); a row that cannot be read is refused."""
+    names = [c.name for c in spec.columns]
+    full = [(n, spec.column(n).from_wire) for n in names]
+    groups: list[tuple[list[str], list[list[Any]]]] = []
+
+    def slow(row_id: str, wire: Any) -> list[Any] | None:
+        try:
+            return _full_row(full, page_cols, wire)
+        except _CONVERSION_ERRORS as exc:
+            refuse(row_id, exc)
+            return None
+
+    other: list[list[Any]] = []
+    cols = [spec.column(n) for n in page_cols or () if spec.has_column(n)]
+    if page_cols and len(cols) == len(page_cols) and "id" in page_cols:
+        convert = [(j, _per_page(c)) for j, c in enumerate(cols) if c.kind not in _BOUND_AS_IS]
+        allowed = [(str, type(None)) if c.kind == "text" else (int, type(None)) if c.kind == "integer" else None
+                   for c in cols]
+        signatures: dict[tuple[type, ...], bool] = {}
+        width = len(cols)
+        fast: list[list[Any]] = []
+        for row_id, (_, vals) in rows.items():
+            sig = tuple(map(type, vals)) if vals.__class__ is list and len(vals) == width else None
+            ok = sig is not None and signatures.get(sig)
+            if ok is None and sig is not None:
+                ok = signatures[sig] = all(a is None or t in a for t, a in zip(sig, allowed, strict=True))
+            if not ok:
+                got = slow(row_id, vals)
+                if got is not None:
+                    other.append(got)
+                continue
+            row = vals.copy()
+            try:
+                for j, f in convert:
+                    row[j] = f(row[j])
+            except _CONVERSION_ERRORS as exc:
+                refuse(row_id, exc)
+                continue
+            fast.append(row)
+        groups.append(([c.name for c in cols], fast))
+    else:
+        for row_id, (_, vals) in rows.items():
+            got = slow(row_id, vals)
+            if got is not None:
+                other.append(got)
+    groups.append((names, other))
+    return [(g_cols, g_rows) for g_cols, g_rows in groups if g_rows]
 
 
 def _pulled_row_wins(target: str, sets: str) -> str:

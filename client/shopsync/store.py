@@ -45,7 +45,7 @@ _REPAIR_CHUNK = 1000
 REPAIR_ROWS_DDL = ("create table if not exists _repair_rows (table_name text not null, row_id text not null,"
                    " row text not null, primary key (table_name, row_id))")
 
-__all__ = ["LocalStore", "QueueSummary", "SYNC_STATES", "DISPLAY_CODES"]
+__all__ = ["LocalStore", "QueueSummary", "RecordedChecksum", "SYNC_STATES", "DISPLAY_CODES"]
 
 SYNC_STATES = ("synced", "pending_create", "pending_update", "pending_delete", "conflict", "failed")
 # The check on a synced table's sync_state, as equalities: SQLite builds a `sync_state in (...)`
@@ -63,6 +63,19 @@ META_DDL = "create table if not exists _meta (key text primary key, value text)"
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class RecordedChecksum:
+    """A table's verified checksum known without hashing it (see :meth:`LocalStore.record_checksum`):
+    over ``columns``, valid at write marker ``marker``; ``token`` is :meth:`LocalStore.track_changes`'
+    (the rows written since are known)."""
+
+    marker: tuple[int, int]
+    columns: list[str]
+    count: int
+    total: int
+    token: int
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,10 @@ class LocalStore:
         self._tracked: dict[str, dict[str, tuple[str, int]] | None] = {}
         self._track_tokens: dict[str, int] = {}
         self._track_seq = 0
+        # Checksums known without hashing (record_checksum): recorded in a transaction, kept once
+        # it commits.
+        self._recording: dict[str, RecordedChecksum] = {}
+        self._recorded: dict[str, RecordedChecksum] = {}
         #: Change listeners (:meth:`watch`, :meth:`add_change_listener`; :mod:`shopsync.watch`).
         self.changes = ChangeFeed()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -170,10 +187,17 @@ class LocalStore:
             except BaseException:
                 self._conn.execute("rollback")
                 self.changes.discard()
+                self._recording.clear()
                 raise
             else:
-                self._conn.execute("commit")
+                try:
+                    self._conn.execute("commit")
+                except BaseException:
+                    self._recording.clear()
+                    raise
                 changed = self.changes.take()
+                self._recorded.update(self._recording)
+                self._recording.clear()
             finally:
                 self._depth = 0
         self.changes.emit(changed)  # watchers run after the commit, outside the lock
@@ -432,6 +456,20 @@ class LocalStore:
                 hasher = hasher or row_hasher(spec, list(columns))
                 out[row_id] = ("h", hasher(base))
         return out
+
+    def record_checksum(self, table: str, columns: Sequence[str], count: int, total: int) -> None:
+        """Inside a transaction that has just written ``table``: its verified checksum over
+        ``columns`` is ``count`` live rows summing to ``total`` (a shadow merged into a table the
+        device held nothing of: staging.py). Kept for :meth:`take_recorded_checksum` once the
+        transaction commits, at the table's write marker of now, tracking the rows written next."""
+        with self._lock:
+            token = self.track_changes(table)
+            self._recording[table] = RecordedChecksum(self.write_marker(table), list(columns), count, total, token)
+
+    def take_recorded_checksum(self, table: str) -> RecordedChecksum | None:
+        """The checksum :meth:`record_checksum` kept for ``table`` (once; None when there is none)."""
+        with self._lock:
+            return self._recorded.pop(table, None)
 
     def write_marker(self, table: str) -> tuple[int, int]:
         """Changes when ``table`` may have changed: writes through this store (:meth:`note_write`),

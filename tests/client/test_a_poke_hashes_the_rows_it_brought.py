@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from shopsync import LocalStore
+from conftest_client import whole_table_hashes
 
 SHOP_A = "aaaaaaaa-0000-4000-8000-000000000000"
 
@@ -19,24 +19,11 @@ def _new_customers(sql: Any, n: int, name: str) -> list[str]:
                     " returning id", (SHOP_A, name))[0][0]) for _ in range(n)]
 
 
-def _full_hashes(monkeypatch: Any) -> list[str]:
-    """The tables hashed whole from now on (a spy on the real method)."""
-    whole: list[str] = []
-    real = LocalStore.synced_row_hashes
-
-    def spy(self: LocalStore, table: str, canonical_sql: str, skip: Any = ()) -> tuple[int, int]:
-        whole.append(table)
-        return real(self, table, canonical_sql, skip)
-
-    monkeypatch.setattr(LocalStore, "synced_row_hashes", spy)
-    return whole
-
-
 def test_a_small_page_moves_the_held_checksum_instead_of_rehashing_the_table(
         make_device: Any, sql: Any, monkeypatch: Any) -> None:
     mine = _new_customers(sql, 2, "incremental")  # rows of this test only (the seed stays as it is)
     dev = make_device("incremental")  # synced and verified once (every table hashed whole)
-    whole = _full_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     _new_customers(sql, 1, "sold elsewhere")
     sql("update public.customers set name = 'renamed elsewhere' where id = %s", (mine[0],))
     sql("update public.customers set deleted_at = now() where id = %s", (mine[1],))
@@ -54,7 +41,7 @@ def test_an_edit_behind_the_librarys_back_still_rehashes_and_repairs(make_device
     with conn:
         conn.execute("update customers set name = 'Tampered' where id = ?", (row["id"],))
     conn.close()
-    whole = _full_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     _new_customers(sql, 1, "sold elsewhere")
     result = dev.client.sync()
     result.raise_for_errors()
@@ -94,7 +81,7 @@ def test_a_tills_own_sale_and_edits_are_checked_without_rehashing_the_table(make
     back; the check counts them from what each row counted for before its first write."""
     mine = _new_customers(sql, 2, "writer")
     dev = make_device("incremental-writer")
-    whole = _full_hashes(monkeypatch)
+    whole = whole_table_hashes(monkeypatch)
     dev.store.insert("customers", {"name": "sold here"})
     dev.store.update("customers", mine[0], {"notes": "edited here"})
     dev.store.delete("customers", mine[1])
