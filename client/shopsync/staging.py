@@ -187,8 +187,10 @@ class PullStage:
         should go there: the staging run has a shadow of it already, or the table has no untyped
         stage rows and the device holds nothing of it (:meth:`_untouched`). None: the untyped stage.
 
-        The shadow declares the table's columns exactly as the table does (same types, so same
-        affinities: it stores each value as the table will) and, like the untyped stage, no key:
+        The shadow stores each value as the table will: its text and integer columns are the
+        untyped stage's (no affinity, a ``typeof`` check: only a str or an int gets in, which the
+        table's TEXT or INTEGER column keeps as it is), the others have the table's own types (same
+        affinities). Like the untyped stage it has no key:
         rows are appended in pull order (an index on id, written at random places page after page,
         cost more than the check it saves). Its running checksum starts at nothing. Columns added
         mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
@@ -199,6 +201,11 @@ class PullStage:
         declared = {r[1]: r[2] for r in conn.execute(f"pragma table_info({_q(table)})")}
 
         def column(c: ColumnSpec) -> str:
+            # Text and integer columns as the untyped stage has them (no affinity, a typeof check:
+            # a value of the wrong type is refused, not converted; the right type is stored as the
+            # table's TEXT or INTEGER column stores it); the other kinds with the table's own type.
+            if c.kind in _BOUND_AS_IS:
+                return _stage_column(c)
             return f"{_q(c.name)} {declared.get(c.name, c.sqlite_type)}"
         if not existing:
             stage = STAGE_PREFIX + table
@@ -220,9 +227,10 @@ class PullStage:
 
     def _add_shadow(self, spec: TableSpec, names: list[str], rows: dict[str, tuple[Any, Any]],
                     page_cols: list[str] | None, refuse: Callable[[str, Exception], None]) -> int:
-        """Stage a page's rows of a table into its shadow: types checked as :meth:`apply` checks
-        them (the shadow has affinities: SQLite would convert a wrong type, not refuse it), each row
-        appended whole (the columns the page lacks null), and the shadow's running checksum moved
+        """Stage a page's rows of a table into its shadow as :meth:`_add_table` stages them (text and
+        integer values as they came, checked by SQLite: a wrong type takes the full conversion; the
+        other kinds converted in Python and stored with the table's own column types; the columns
+        the page lacks null), and move the shadow's running checksum
         in the same transaction by the page's live rows, read back as stored and rendered as the
         verification renders them. A row pulled again is counted again: the merge takes the
         earlier versions out (:meth:`_shadow_checksum`). A refused row stops the checksum (the
@@ -234,19 +242,12 @@ class PullStage:
         def refuse_here(row_id: str, exc: Exception) -> None:
             refused.append(row_id)
             refuse(row_id, exc)
-        groups = _checked_groups(spec, rows, page_cols, refuse_here)
+        shadow = _q(SHADOW_PREFIX + table)
+        before = conn.execute(f"select coalesce(max(rowid), 0) from {shadow}").fetchone()[0]
+        staged = self._add_table(spec, rows, page_cols, refuse_here, into=(SHADOW_PREFIX + table, names))
         held = self._running_sum(table)
         if held is not None and (refused or held.get("columns") != [c.name for c in spec.columns]):
             held = None
-        shadow = _q(SHADOW_PREFIX + table)
-        before = conn.execute(f"select coalesce(max(rowid), 0) from {shadow}").fetchone()[0]
-        staged = 0
-        for g_cols, g_rows in groups:
-            missing = [n for n in names if n not in g_cols]
-            listed = ", ".join(_q(n) for n in [*g_cols, *missing])
-            values = ", ".join(["?"] * len(g_cols) + ["null"] * len(missing))
-            conn.executemany(f"insert into {shadow} ({listed}) values ({values})", g_rows)
-            staged += len(g_rows)
         if held is not None and staged:
             texts = [r[0] for r in conn.execute(
                 f"select {sqlite_canonical_sql(spec, held['columns'])} from {shadow} as t"
@@ -277,10 +278,12 @@ class PullStage:
         return count - len(staged) + len(held_now), (total - hash_sum(staged) + hash_sum(held_now)) % _MOD
 
     def _add_table(self, spec: TableSpec, rows: dict[str, tuple[Any, Any]], page_cols: list[str] | None,
-                   refuse: Callable[[str, Exception], None]) -> int:
+                   refuse: Callable[[str, Exception], None], *, into: tuple[str, list[str]] | None = None) -> int:
+        """Append a page's rows of a table to its untyped stage, or to ``into`` (a shadow's name and
+        columns; its text and integer columns check types as the untyped stage's do)."""
         conn = self._conn
-        names = self._stage_table(spec)
-        stage = _q(STAGE_PREFIX + spec.name)
+        stage_name, names = into if into is not None else (STAGE_PREFIX + spec.name, self._stage_table(spec))
+        stage = _q(stage_name)
         full = [(n, spec.column(n).from_wire) for n in names]
         insert_full = (f"insert into {stage} ({', '.join(_q(n) for n in names)})"
                        f" values ({', '.join('?' * len(names))})")
