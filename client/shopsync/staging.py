@@ -190,15 +190,14 @@ class PullStage:
         The shadow stores each value as the table will: its text and integer columns are the
         untyped stage's (no affinity, a ``typeof`` check: only a str or an int gets in, which the
         table's TEXT or INTEGER column keeps as it is), the others have the table's own types (same
-        affinities). Like the untyped stage it has no key:
-        rows are appended in pull order (an index on id, written at random places page after page,
-        cost more than the check it saves). Its running checksum starts at nothing. Columns added
+        affinities). Like the untyped stage it has no key: rows are appended in pull order (an
+        index on id, written at random places page after page, cost more than the check it saves). Its running checksum starts at nothing. Columns added
         mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
         conn = self._conn
         table = spec.name
         name = _q(SHADOW_PREFIX + table)
         existing = [r[1] for r in conn.execute(f"pragma table_info({name})")]
-        declared = {r[1]: r[2] for r in conn.execute(f"pragma table_info({_q(table)})")}
+        declared: dict[str, str] = {}  # the table's column types, read when a column is declared
 
         def column(c: ColumnSpec) -> str:
             # Text and integer columns as the untyped stage has them (no affinity, a typeof check:
@@ -206,6 +205,8 @@ class PullStage:
             # table's TEXT or INTEGER column stores it); the other kinds with the table's own type.
             if c.kind in _BOUND_AS_IS:
                 return _stage_column(c)
+            if not declared:
+                declared.update((r[1], r[2]) for r in conn.execute(f"pragma table_info({_q(table)})"))
             return f"{_q(c.name)} {declared.get(c.name, c.sqlite_type)}"
         if not existing:
             stage = STAGE_PREFIX + table
@@ -230,8 +231,8 @@ class PullStage:
         """Stage a page's rows of a table into its shadow as :meth:`_add_table` stages them (text and
         integer values as they came, checked by SQLite: a wrong type takes the full conversion; the
         other kinds converted in Python and stored with the table's own column types; the columns
-        the page lacks null), and move the shadow's running checksum
-        in the same transaction by the page's live rows, read back as stored and rendered as the
+        the page lacks null), and move the shadow's running checksum in the same transaction by the
+        page's live rows, read back as stored and rendered as the
         verification renders them. A row pulled again is counted again: the merge takes the
         earlier versions out (:meth:`_shadow_checksum`). A refused row stops the checksum (the
         verification then hashes the table)."""
@@ -377,7 +378,7 @@ class PullStage:
                 for r in g_rows:
                     if r[at] in local:
                         store.adopt_server_row(table, r[at], dict(zip(g_cols, r, strict=True)))
-        if conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None:
+        if store.has_bases(table):
             conn.execute("delete from _bases where table_name = ? and row_id in (select value from json_each(?))",
                          (table, json.dumps([i for i in ids if i not in local])))
         # The rest, except over what the device holds at a newer server version, or a rejected
@@ -442,13 +443,13 @@ class PullStage:
         # list of every staged id is not built for nothing: 0.2 s per 100,000 rows for the bases.)
         local = (" (select row_id from _outbox where table_name = ?"
                  " union select row_id from _conflicts where table_name = ? and resolved_at is null)")
-        if conn.execute(f"select exists {local}", (table, table)).fetchone()[0]:
+        if store.has_local_values(table):
             special = conn.execute(
                 f"select {', '.join('s.' + _q(n) for n in names)} from {stage} as s where s.id in {local}"
                 " order by s.rowid", (table, table)).fetchall()
             for row in special:
                 store.adopt_server_row(table, row[names.index("id")], dict(zip(names, row, strict=True)))
-        if conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None:
+        if store.has_bases(table):
             conn.execute(f"delete from _bases where table_name = ? and row_id in (select id from {stage})"
                          f" and row_id not in {local}", (table, table, table))
         # The rest in pull order (the last version of a row wins), except over what the device

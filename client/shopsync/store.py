@@ -526,14 +526,22 @@ class LocalStore:
             f"select id, version, sync_state from {_q(table)} where id in (select value from json_each(?))",
             (json.dumps(list(row_ids)),))}
 
+    def has_local_values(self, table: str) -> bool:
+        """Has any row of ``table`` queued events or an open conflict (local values on top)? A one-row
+        probe: callers skip building a list of 2,000 ids (a pull page) when nothing is."""
+        return self._conn.execute(
+            "select 1 from _outbox where table_name = ? union all"
+            " select 1 from _conflicts where table_name = ? and resolved_at is null limit 1",
+            (table, table)).fetchone() is not None
+
+    def has_bases(self, table: str) -> bool:
+        """Has any row of ``table`` a stored base? A one-row probe, as :meth:`has_local_values`."""
+        return self._conn.execute("select 1 from _bases where table_name = ? limit 1", (table,)).fetchone() is not None
+
     def rows_with_local_changes(self, table: str, row_ids: Iterable[str]) -> set[str]:
         """Which of ``row_ids`` have queued events or an open conflict (local values on top): one query
-        (none when nothing of the table is queued or in conflict: a pull page of 2,000 ids does not
-        build the list for nothing)."""
-        if self._conn.execute(
-                "select 1 from _outbox where table_name = ? union all"
-                " select 1 from _conflicts where table_name = ? and resolved_at is null limit 1",
-                (table, table)).fetchone() is None:
+        (none when nothing of the table is: :meth:`has_local_values`)."""
+        if not self.has_local_values(table):
             return set()
         ids = json.dumps(list(row_ids))
         return {r[0] for r in self._conn.execute(
