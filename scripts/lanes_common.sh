@@ -22,6 +22,14 @@ export SUPABASE_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 NO_COLOR=1
 
 lanes_die() { echo "$lane: $*" >&2; exit 1; }
 
+# A lane's port: the main stack's port plus the lane's offset, moved below Linux's ephemeral port
+# range (32768-60999; 54322 + 10 - 23000 = 31332). Inside that range the number can already be the
+# source port of a client connection open at that moment (the main stack's gateway pool, a test's
+# connection), and the lane's Postgres then fails to bind it: "could not bind IPv4 address
+# "127.0.0.1": Address already in use" on 54332 with nothing listening there (2026-11-30, three
+# times in a day, each passing when run again).
+lane_port() { echo $(( $1 + $2 - 23000 )); }
+
 # Sets release_tag and release_commit from the last line of $releases_file; dies (with what to do)
 # when the commit is not in this clone's history.
 read_release() {

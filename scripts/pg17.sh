@@ -5,13 +5,14 @@
 # pg_stat_statements but no pg_cron and no plpgsql_check: the stack preloads only what exists, the
 # retention migration skips scheduling, and the pg_cron test skips saying why. pgTAP is copied in
 # from Debian's files by scripts/setup.sh.
-#   SHOPSYNC_PG17_DB_PORT / SHOPSYNC_PG17_API_PORT (default: the main stack's ports + 20): the lane's stack ports.
+#   SHOPSYNC_PG17_DB_PORT / SHOPSYNC_PG17_API_PORT (default: the main stack's ports + 20 - 23000, below the
+#   ephemeral port range: see lane_port in lanes_common.sh): the lane's stack ports.
 set -uo pipefail
 lane=pg17
 source "$(dirname "$0")/lanes_common.sh"
 
-db_port=${SHOPSYNC_PG17_DB_PORT:-$(( ${SHOPSYNC_DB_PORT:-54322} + 20 ))}
-api_port=${SHOPSYNC_PG17_API_PORT:-$(( ${SHOPSYNC_API_PORT:-54321} + 20 ))}
+db_port=${SHOPSYNC_PG17_DB_PORT:-$(lane_port "${SHOPSYNC_DB_PORT:-54322}" 20)}
+api_port=${SHOPSYNC_PG17_API_PORT:-$(lane_port "${SHOPSYNC_API_PORT:-54321}" 20)}
 work=${SHOPSYNC_PG17_WORK:-$(mktemp -d /tmp/shopsync-pg17.XXXXXX)}
 
 [ -x "$pg17_native/bin/postgres" ] || lanes_die "no Postgres 17 in $pg17_native; run: bash scripts/setup.sh"

@@ -12,7 +12,8 @@
 #   6. The same stack is reset to a fresh install of the working tree (migrations and seed), dumped,
 #      and the two normalized dumps must be equal (normalize_dump below says what is dropped).
 # Works with 0..n later migrations (with 0, steps 3-6 still prove data, devices and schema survive).
-#   SHOPSYNC_UPGRADE_DB_PORT / SHOPSYNC_UPGRADE_API_PORT (default: the main stack's ports + 10): the lane's stack ports.
+#   SHOPSYNC_UPGRADE_DB_PORT / SHOPSYNC_UPGRADE_API_PORT (default: the main stack's ports + 10 - 23000, below the
+#   ephemeral port range: see lane_port in lanes_common.sh): the lane's stack ports.
 #   SHOPSYNC_UPGRADE_SUPABASE_DIR: the "current" supabase/ folder (default: the working tree's); a
 #     scratch copy with an extra migration tries one out without touching the tree.
 #   SHOPSYNC_UPGRADE_KEEP=1: keep the work folder (dumps, tills' SQLite files) for a look.
@@ -20,8 +21,8 @@ set -uo pipefail
 lane=upgrade
 source "$(dirname "$0")/lanes_common.sh"
 
-db_port=${SHOPSYNC_UPGRADE_DB_PORT:-$(( ${SHOPSYNC_DB_PORT:-54322} + 10 ))}
-api_port=${SHOPSYNC_UPGRADE_API_PORT:-$(( ${SHOPSYNC_API_PORT:-54321} + 10 ))}
+db_port=${SHOPSYNC_UPGRADE_DB_PORT:-$(lane_port "${SHOPSYNC_DB_PORT:-54322}" 10)}
+api_port=${SHOPSYNC_UPGRADE_API_PORT:-$(lane_port "${SHOPSYNC_API_PORT:-54321}" 10)}
 current=$(cd "${SHOPSYNC_UPGRADE_SUPABASE_DIR:-$lanes_root/supabase}" && pwd)
 driver=$lanes_root/tests/upgrade/upgrade_driver.py
 work=$(mktemp -d /tmp/shopsync-upgrade.XXXXXX)
