@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,55 +40,111 @@ def push_all(store: LocalStore, transport: Transport, batch_size: int, result: S
     """Push every queued event, ``batch_size`` a call; count the answers into ``result``.
 
     Returns the whole-call failure that stopped the push (also appended to ``result.errors``), or None.
+
+    A backlog is pushed in a pipeline: while a call is on the wire, the next batch is read and
+    checked, and once its answer is in, the next call goes out before that answer is applied to
+    the file. The server still sees one call at a time, in outbox order, each after the previous
+    one committed, so it answers exactly as it would to calls sent one after another. The device
+    applies the answers in order, each in its own transaction; outbox entries never change once
+    queued, so applying an answer cannot change a batch already sent. A device that stops between
+    a call and the applying of its answer sends those events again, and they come back
+    ``duplicate``, as after any lost answer. A push of one batch runs on the calling thread.
     """
-    after = 0
     size = batch_size
-    while True:
-        with store.transaction():
-            entries = store.outbox.batch(size, after)
-        if not entries:
-            return None
+    current = _prepare(store, size, 0)
+    if current is None:
+        return None
+    pool: ThreadPoolExecutor | None = None
+    flight: Future[list[dict[str, Any]]] | None = None
+    try:
+        while current is not None:
+            nxt: _Batch | None = None
+            try:
+                if flight is None and len(current.entries) < size:
+                    results = _send(transport, store.device_id, current)  # the last batch: no pipeline
+                else:
+                    if flight is None:
+                        if pool is None:
+                            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopsync-push")
+                        flight = pool.submit(_send, transport, store.device_id, current)
+                    nxt = _prepare(store, size, current.entries[-1].seq)  # while the call is on the wire
+                    try:
+                        results = flight.result()
+                    finally:
+                        flight = None
+            except ShopSyncError as exc:
+                if too_large(exc):
+                    if len(current.sent) > 1:  # the body is over the server's limit: the same events, half as many a call
+                        size = max(1, len(current.entries) // 2)
+                        current = _prepare(store, size, current.after)
+                        continue
+                    # One event alone is over the limit: no call can ever carry it. It is rejected here
+                    # (the row stays shown, failed, as for any rejection) and the rest goes on.
+                    results = [_rejected(e, "invalid_value", current.poison[i]) if i in current.poison else _rejected(
+                        e, "payload_too_large", f"this event alone is larger than the server takes in one call ({exc.message})")
+                        for i, e in enumerate(current.entries)]
+                    with store.transaction():
+                        _apply_results(store, current.entries, results, result)
+                    current = _prepare(store, size, current.entries[-1].seq)
+                    continue
+                # push_in_progress (another push of this device still running) is retried at once.
+                limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
+                retry_at = rate_window_end(exc.hint) if limited else None
+                with store.transaction():
+                    store.outbox.note_failed_call([e.event_id for e in current.entries], str(exc), retry_at)
+                result.errors.append(exc)
+                return exc
+            if nxt is not None and pool is not None:
+                flight = pool.submit(_send, transport, store.device_id, nxt)  # before this answer is applied
+            with store.transaction():
+                _apply_results(store, current.entries, results, result)
+            current = nxt if nxt is not None else _prepare(store, size, current.entries[-1].seq)
+        return None
+    finally:
+        if flight is not None:
+            # Only when applying an answer failed (the exception goes on): the call in flight ends
+            # before the push returns; its answer is not applied, so its events go again next time.
+            wait([flight])
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+class _Batch:
+    """A batch read from the outbox: its entries, the events sent, those refused on the device."""
+
+    __slots__ = ("after", "entries", "events", "poison", "sent")
+
+    def __init__(self, after: int, entries: list[OutboxEntry]) -> None:
+        self.after = after
+        self.entries = entries
         # An event holding text Postgres cannot take (NUL, a lone surrogate: queued by an older
         # client) would make the server refuse the whole body, for good: it is rejected here instead.
         events = [e.to_event() for e in entries]
-        poison = _poison(events)
-        sent = [e for i, e in enumerate(entries) if i not in poison]
-        try:
-            results: list[dict[str, Any]] = []
-            if sent:
-                answer = transport.call("sync_push", {
-                    "p_device_id": store.device_id, "p_events": [ev for i, ev in enumerate(events) if i not in poison]})
-                results = answer["results"]
-                if len(results) != len(sent):
-                    raise ProtocolError(f"sync_push answered {len(results)} results for {len(sent)} events")
-            if poison:
-                answered = iter(results)
-                results = [_rejected(e, "invalid_value", poison[i]) if i in poison else next(answered)
-                           for i, e in enumerate(entries)]
-        except ShopSyncError as exc:
-            if too_large(exc):
-                if len(sent) > 1:  # the body is over the server's limit: the same events, half as many a call
-                    size = max(1, len(entries) // 2)
-                    continue
-                # One event alone is over the limit: no call can ever carry it. It is rejected here
-                # (the row stays shown, failed, as for any rejection) and the rest goes on.
-                results = [_rejected(e, "invalid_value", poison[i]) if i in poison else _rejected(
-                    e, "payload_too_large", f"this event alone is larger than the server takes in one call ({exc.message})")
-                    for i, e in enumerate(entries)]
-                with store.transaction():
-                    _apply_results(store, entries, results, result)
-                after = entries[-1].seq
-                continue
-            # push_in_progress (another push of this device still running) is retried at once.
-            limited = isinstance(exc, RateLimitedError) and exc.reason != "push_in_progress"
-            retry_at = rate_window_end(exc.hint) if limited else None
-            with store.transaction():
-                store.outbox.note_failed_call([e.event_id for e in entries], str(exc), retry_at)
-            result.errors.append(exc)
-            return exc
-        with store.transaction():
-            _apply_results(store, entries, results, result)
-        after = entries[-1].seq
+        self.poison = _poison(events)
+        self.sent = [e for i, e in enumerate(entries) if i not in self.poison]
+        self.events = [ev for i, ev in enumerate(events) if i not in self.poison]
+
+
+def _prepare(store: LocalStore, size: int, after: int) -> _Batch | None:
+    """The next batch after outbox seq ``after``, or None when nothing is queued after it."""
+    with store.transaction():
+        entries = store.outbox.batch(size, after)
+    return _Batch(after, entries) if entries else None
+
+
+def _send(transport: Transport, device_id: str, batch: _Batch) -> list[dict[str, Any]]:
+    """One ``sync_push`` call for the batch; the answer with the device's rejections put in place."""
+    results: list[dict[str, Any]] = []
+    if batch.sent:
+        answer = transport.call("sync_push", {"p_device_id": device_id, "p_events": batch.events})
+        results = answer["results"]
+        if len(results) != len(batch.sent):
+            raise ProtocolError(f"sync_push answered {len(results)} results for {len(batch.sent)} events")
+    if batch.poison:
+        answered = iter(results)
+        results = [_rejected(e, "invalid_value", batch.poison[i]) if i in batch.poison else next(answered)
+                   for i, e in enumerate(batch.entries)]
+    return results
 
 
 def _rejected(entry: OutboxEntry, reason: str, message: str) -> dict[str, Any]:
