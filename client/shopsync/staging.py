@@ -191,8 +191,9 @@ class PullStage:
         untyped stage's (no affinity, a ``typeof`` check: only a str or an int gets in, which the
         table's TEXT or INTEGER column keeps as it is), the others have the table's own types (same
         affinities). Like the untyped stage it has no key: rows are appended in pull order (an
-        index on id, written at random places page after page, cost more than the check it saves). Its running checksum starts at nothing. Columns added
-        mid-run (the schema grew) are added to it too; its checksum is no longer kept."""
+        index on id, written at random places page after page, cost more than the check it saves).
+        Its running checksum starts at nothing. Columns added mid-run (the schema grew) are added to
+        it too; its checksum is no longer kept."""
         conn = self._conn
         table = spec.name
         name = _q(SHADOW_PREFIX + table)
